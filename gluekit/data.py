@@ -1,0 +1,329 @@
+"""Chat data: read and validate JSONL, then build GLM-4's training and evaluation samples.
+
+Training samples reproduce GLM-4's ``finetune.py`` token for token:
+
+* ``combine: True``  -> the whole chat is rendered by one chat-template call; loss on the tokens
+  after the LAST ``<|assistant|>`` (the last reply) only.
+* ``combine: False`` -> each message is rendered alone and appended after ``[gMASK]<sop>``; loss on
+  every assistant message.
+* Then ``<|user|>`` is appended as the stop signal and the loss mask is shifted right by one, so
+  a role token ``<|assistant|>`` is never a target and the token after each reply (``<|user|>`` /
+  ``<|observation|>``) is. Sequences are cut to ``max_input_length + max_output_length + 1``.
+
+Evaluation samples fix the reference's ``combine: True`` bug (its prompt still held the answer).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import DataError
+
+ROLES = ("system", "user", "assistant", "observation")
+IGNORE_INDEX = -100  # label value PyTorch's cross-entropy skips
+MAX_REPORTED = 50  # problems listed per file before "... and N more"
+
+
+# ---------------------------------------------------------------- reading and validation
+
+def check_conversation(obj: Any) -> list[str]:
+    """Problems with one parsed JSONL line (empty list = valid)."""
+    if not isinstance(obj, dict):
+        return [f"each line must be a JSON object like {{\"messages\": [...]}}, got {type(obj).__name__}"]
+    if "messages" not in obj:
+        extra = " (this looks like an instruction/output record; convert it to messages)" if {"instruction", "output", "prompt"} & set(obj) else ""
+        return [f"missing key \"messages\"{extra}; keys found: {sorted(obj)}"]
+    msgs = obj["messages"]
+    if not isinstance(msgs, list) or not msgs:
+        return ["\"messages\" must be a non-empty list of {\"role\", \"content\"} objects"]
+    problems = []
+    for i, m in enumerate(msgs):
+        where = f"messages[{i}]"
+        if not isinstance(m, dict):
+            problems.append(f"{where} must be an object with role and content, got {type(m).__name__}")
+            continue
+        role = m.get("role")
+        if role not in ROLES:
+            hint = " (GLM-4 calls a tool result \"observation\")" if role in ("tool", "function") else ""
+            problems.append(f"{where}.role {role!r} is not one of {', '.join(ROLES)}{hint}")
+        content = m.get("content")
+        if not isinstance(content, str):
+            problems.append(f"{where}.content must be a string, got {type(content).__name__}")
+        if role == "system" and i != 0:
+            problems.append(f"{where}: a system message must come first")
+        if m.get("tools") is not None and role != "system":
+            problems.append(f"{where}: only the system message may carry \"tools\"")
+        if role == "observation" and (i == 0 or not isinstance(msgs[i - 1], dict) or msgs[i - 1].get("role") != "assistant"):
+            problems.append(f"{where}: an observation (tool result) must follow an assistant tool call")
+    if problems:
+        return problems
+    assistants = [m for m in msgs if m["role"] == "assistant"]
+    if not assistants:
+        problems.append("no assistant reply: nothing to learn from this conversation")
+    elif not assistants[-1]["content"].strip():
+        problems.append("the last assistant reply is empty (GLM-4's script crashes on it: '151337 is not in list')")
+    return problems
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    """Read a ``{"messages": [...]}`` JSONL file; raise one :class:`DataError` listing every bad line.
+
+    Blank lines are skipped; a UTF-8 byte-order mark and Windows line ends are accepted.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path} is a directory; give a .jsonl file.")
+    if not path.is_file():
+        raise DataError(f"{path}: file not found.")
+    raw = path.read_bytes()
+    rows, problems = [], []
+    for lineno, line in enumerate(raw.split(b"\n"), start=1):
+        if lineno == 1 and line.startswith(b"\xef\xbb\xbf"):
+            line = line[3:]
+        if not line.strip():
+            continue
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError as e:
+            problems.append(f"{path.name}:{lineno}: not UTF-8 (byte {e.start}); re-save the file as UTF-8")
+            continue
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as e:
+            problems.append(f"{path.name}:{lineno}: invalid JSON at column {e.colno}: {e.msg}")
+            continue
+        for p in check_conversation(obj):
+            problems.append(f"{path.name}:{lineno}: {p}")
+        if not problems:
+            rows.append({"messages": obj["messages"], "line": lineno})
+    if problems:
+        shown = problems[:MAX_REPORTED]
+        if len(problems) > MAX_REPORTED:
+            shown.append(f"... and {len(problems) - MAX_REPORTED} more")
+        raise DataError(shown, str(path.name))
+    if not rows:
+        raise DataError(f"{path.name}: no conversations (the file is empty).")
+    return rows
+
+
+def clean_message(message: dict) -> dict:
+    """Drop keys whose value is None: ``datasets`` adds ``tools: None`` (and ``metadata: None``) to every
+    message when it unifies a JSON schema, and a chat template that tests ``tools is defined`` breaks."""
+    return {k: v for k, v in message.items() if v is not None}
+
+
+# ---------------------------------------------------------------- token ids
+
+@dataclass(frozen=True)
+class SpecialIds:
+    """GLM-4's special token ids, looked up from the tokenizer (never hard-coded)."""
+
+    gmask: int
+    sop: int
+    system: int
+    user: int
+    assistant: int
+    observation: int
+    eos: int
+
+    @classmethod
+    def of(cls, tokenizer) -> "SpecialIds":
+        names = dict(gmask="[gMASK]", sop="<sop>", system="<|system|>", user="<|user|>",
+                     assistant="<|assistant|>", observation="<|observation|>", eos="<|endoftext|>")
+        ids = {}
+        for key, tok in names.items():
+            i = tokenizer.convert_tokens_to_ids(tok)
+            if i is None or i == tokenizer.unk_token_id:
+                raise DataError(f"the tokenizer has no {tok} token: it is not a GLM-4 tokenizer.")
+            ids[key] = i
+        return cls(**ids)
+
+    @property
+    def stop(self) -> list[int]:
+        """Generation stops on any of these (GLM-4: endoftext, user, observation)."""
+        return [self.eos, self.user, self.observation]
+
+
+def _render(tokenizer, messages: list[dict], **kw) -> list[int]:
+    return list(tokenizer.apply_chat_template(messages, tokenize=True, return_dict=False, **kw))
+
+
+def template_prefix(tokenizer) -> list[int]:
+    """Tokens the template puts before the first message ([gMASK]<sop> in GLM-4).
+
+    Found by rendering one user message and keeping what precedes its role token, so it works
+    for any GLM-4-style template without knowing the ids.
+    """
+    user = SpecialIds.of(tokenizer).user
+    ids = _render(tokenizer, [{"role": "user", "content": "x"}])
+    return ids[:ids.index(user)]
+
+
+# ---------------------------------------------------------------- training samples
+
+def encode_conversation(messages: list[dict], tokenizer, combine: bool = True,
+                        max_length: int | None = None) -> dict[str, list[int]]:
+    """One conversation -> ``{"input_ids", "labels"}`` exactly as GLM-4's ``process_batch``.
+
+    ``max_length`` (usually ``max_input_length + max_output_length + 1``) cuts both lists from the
+    start; None keeps the full sequence. Labels are -100 where no loss is taken.
+    """
+    sp = SpecialIds.of(tokenizer)
+    messages = [clean_message(m) for m in messages]
+    if combine:
+        input_ids = _render(tokenizer, messages)
+        if sp.assistant not in input_ids:
+            raise DataError("no <|assistant|> token after rendering: the conversation has no non-empty assistant reply.")
+        last = len(input_ids) - 1 - input_ids[::-1].index(sp.assistant)
+        mask = [i > last for i in range(len(input_ids))]
+    else:
+        input_ids = template_prefix(tokenizer)
+        n = len(input_ids)
+        mask = [False] * len(input_ids)
+        for m in messages:
+            ids = _render(tokenizer, [m])[n:]
+            input_ids += ids
+            mask += [m["role"] not in ("system", "user", "observation")] * len(ids)
+    input_ids.append(sp.user)  # stop signal: the model learns to hand the turn back
+    mask = [False] + mask  # shift right by one: a token is a target if the token BEFORE it was in a reply
+    labels = [t if keep else IGNORE_INDEX for t, keep in zip(input_ids, mask)]
+    if max_length is not None:
+        input_ids, labels = input_ids[:max_length], labels[:max_length]
+    return {"input_ids": input_ids, "labels": labels}
+
+
+# ---------------------------------------------------------------- evaluation samples
+
+def eval_examples(messages: list[dict], tokenizer, combine: bool, max_input_length: int,
+                  max_output_length: int) -> list[dict[str, Any]]:
+    """Prompts to generate from, with their reference replies.
+
+    prompt = the conversation before the reply, cut to ``max_input_length`` tokens, then
+    ``<|assistant|>``; reference = the reply, cut to ``max_output_length`` tokens. One sample per
+    assistant turn with ``combine: False``; the last reply only with ``combine: True``.
+    (GLM-4's script, with ``combine: True``, left the answer inside the prompt.)
+    """
+    sp = SpecialIds.of(tokenizer)
+    messages = [clean_message(m) for m in messages]
+    n = len(template_prefix(tokenizer))
+    turns = [i for i, m in enumerate(messages) if m["role"] == "assistant" and m["content"]]
+    if combine:
+        turns = turns[-1:]
+    out = []
+    for i in turns:
+        history = _render(tokenizer, messages[:i]) if i else template_prefix(tokenizer)
+        reply = _render(tokenizer, [messages[i]])[n:]  # <|assistant|> {metadata}\n content
+        reply_ids = reply[1:][:max_output_length]
+        out.append({
+            "prompt_ids": history[:max_input_length] + [sp.assistant],
+            "reference_ids": reply_ids,
+            "reference": tokenizer.decode(reply_ids, skip_special_tokens=True).strip(),
+            "turn": i,
+        })
+    return out
+
+
+# ---------------------------------------------------------------- data sets and reports
+
+@dataclass
+class LengthReport:
+    """What the length limits did to a data set (all counts in tokens)."""
+
+    max_length: int
+    lengths: list[int] = field(default_factory=list)
+    """Full tokens per sample, before the cut."""
+    truncated: int = 0
+    """Samples longer than ``max_length``."""
+    label_tokens: int = 0
+    """Reply tokens kept as targets."""
+    label_tokens_lost: int = 0
+    """Reply tokens cut away."""
+    empty: list[int] = field(default_factory=list)
+    """Source lines left with zero label tokens (dropped or raised, never trained silently)."""
+
+    def summary(self) -> str:
+        n = len(self.lengths)
+        longest = max(self.lengths, default=0)
+        return (f"{n} samples, longest {longest} tokens (limit {self.max_length}); "
+                f"{self.truncated} cut, {self.label_tokens_lost} of "
+                f"{self.label_tokens + self.label_tokens_lost} reply tokens lost; "
+                f"{len(self.empty)} with no reply token left")
+
+
+def _conv_of(row: dict) -> list[dict]:
+    return json.loads(row["conversation"]) if "conversation" in row else row["messages"]
+
+
+def build_train_dataset(rows: list[dict], tokenizer, combine: bool, max_input_length: int,
+                        max_output_length: int, num_proc: int | None = None,
+                        on_empty: str = "drop", source: str = "train"):
+    """Tokenise conversations (from :func:`read_jsonl`) into a ``datasets.Dataset`` of input_ids/labels.
+
+    Returns ``(dataset, LengthReport)``. Samples whose reply was cut away entirely are dropped and
+    counted (``on_empty="drop"``) or raise (``on_empty="raise"``): a sample with no target yields a
+    NaN loss.
+    """
+    from datasets import Dataset
+
+    max_length = max_input_length + max_output_length + 1
+    # Conversations travel as JSON strings: Arrow would otherwise unify message schemas (tools: None).
+    ds = Dataset.from_dict({
+        "conversation": [json.dumps(r["messages"], ensure_ascii=False) for r in rows],
+        "line": [r.get("line", i + 1) for i, r in enumerate(rows)],
+    })
+
+    def encode(batch):
+        out = {"input_ids": [], "labels": [], "length": [], "lost": []}
+        for conv in batch["conversation"]:
+            full = encode_conversation(json.loads(conv), tokenizer, combine)
+            n_labels = sum(t != IGNORE_INDEX for t in full["labels"])
+            out["input_ids"].append(full["input_ids"][:max_length])
+            out["labels"].append(full["labels"][:max_length])
+            out["length"].append(len(full["input_ids"]))
+            out["lost"].append(n_labels - sum(t != IGNORE_INDEX for t in full["labels"][:max_length]))
+        return out
+
+    import datasets
+
+    bars = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()  # a "Map: 100%" bar on stderr per call is noise in notebooks
+    try:
+        ds = ds.map(encode, batched=True, num_proc=num_proc if num_proc and num_proc > 1 else None,
+                    remove_columns=["conversation"])
+    finally:
+        if bars:
+            datasets.enable_progress_bars()
+    report = LengthReport(max_length=max_length, lengths=list(ds["length"]))
+    report.truncated = sum(n > max_length for n in report.lengths)
+    report.label_tokens_lost = sum(ds["lost"])
+    report.label_tokens = sum(sum(t != IGNORE_INDEX for t in lab) for lab in ds["labels"])
+    empty_idx = [i for i, lab in enumerate(ds["labels"]) if all(t == IGNORE_INDEX for t in lab)]
+    report.empty = [ds[i]["line"] for i in empty_idx]
+    if report.empty and on_empty == "raise":
+        raise DataError([f"{source}:{ln}: no reply token survives the cut to {max_length} tokens "
+                         f"(max_input_length + max_output_length + 1); raise the limits or shorten it"
+                         for ln in report.empty[:MAX_REPORTED]], source)
+    if empty_idx:
+        keep = sorted(set(range(len(ds))) - set(empty_idx))
+        ds = ds.select(keep)
+    return ds.remove_columns(["length", "lost", "line"]), report
+
+
+def build_eval_rows(rows: list[dict], tokenizer, combine: bool, max_input_length: int,
+                    max_output_length: int) -> list[dict]:
+    """Every eval sample of a file: dicts with prompt_ids, reference(_ids), line and turn."""
+    out = []
+    for r in rows:
+        for ex in eval_examples(r["messages"], tokenizer, combine, max_input_length, max_output_length):
+            out.append({**ex, "line": r.get("line")})
+    return out
+
+
+def data_file(data_dir: str | Path, name: str | None) -> Path | None:
+    """A ``data_config`` file name resolved against the data directory (as the reference does)."""
+    if name is None:
+        return None
+    p = Path(name)
+    return p if p.is_absolute() else Path(data_dir) / p

@@ -1,0 +1,28 @@
+"""Error types shared by every gluekit module.
+
+Both collect *all* problems found in one pass and raise once, so a user fixes a
+config or a data file in one edit instead of one error per run.
+"""
+from __future__ import annotations
+
+
+class GluekitError(ValueError):
+    """A problem with user input. ``problems`` holds one line per problem."""
+
+    kind = "input"
+
+    def __init__(self, problems: list[str] | str, source: str | None = None):
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        self.source = source
+        head = f"{len(self.problems)} {self.kind} problem(s)"
+        if source:
+            head += f" in {source}"
+        super().__init__(head + ":\n" + "\n".join(f"  - {p}" for p in self.problems))
+
+
+class ConfigError(GluekitError):
+    kind = "config"
+
+
+class DataError(GluekitError):
+    kind = "data"

@@ -1,0 +1,109 @@
+"""Load tokenizers and models: the embedded tiny GLM by default, a local path or hub id otherwise.
+
+Also builds GLM-4-9B-chat's shape on the meta device (no memory, no weights) for parameter
+accounting, in both naming schemes: transformers' native ``GlmForCausalLM`` and a module tree
+with the remote-code names (``query_key_value``, ``dense_h_to_4h`` ...).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+TINY = "tiny"  # the name that selects the embedded model
+
+
+def model_path(model: str | os.PathLike | None) -> str:
+    """``None``/``"tiny"`` -> the tiny GLM's folder (built on first use); anything else unchanged."""
+    if model is None or str(model) == TINY:
+        from .tiny import tiny_model_dir
+
+        return str(tiny_model_dir())
+    return str(model)
+
+
+def load_tokenizer(model: str | os.PathLike | None = None, trust_remote_code: bool = False):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(model_path(model), trust_remote_code=trust_remote_code)
+
+
+def default_dtype():
+    """bfloat16 on a GPU (GLM-4 gives NaN losses in float16), float32 on CPU."""
+    import torch
+
+    return torch.bfloat16 if torch.cuda.is_available() else torch.float32
+
+
+def load_model(model: str | os.PathLike | None = None, trust_remote_code: bool = False, dtype=None,
+               device_map=None):
+    """``AutoModelForCausalLM.from_pretrained`` with gluekit's defaults.
+
+    ``trust_remote_code`` stays off unless asked: it runs Python files that come with the
+    weights. The original ``THUDM/glm-4-9b-chat`` needs it; ``glm-4-9b-chat-hf`` does not.
+    """
+    from transformers import AutoModelForCausalLM
+
+    path = model_path(model)
+    if Path(path).exists() is False and "/" not in path:
+        raise FileNotFoundError(f"model {path!r}: no such folder. Give a local folder or a hub id like THUDM/glm-4-9b-chat-hf.")
+    return AutoModelForCausalLM.from_pretrained(
+        path, trust_remote_code=trust_remote_code, dtype=dtype or default_dtype(), device_map=device_map,
+    )
+
+
+def glm4_9b_config():
+    """GLM-4-9B-chat's shape as a native ``GlmConfig`` (transformers' defaults are that shape)."""
+    from transformers import GlmConfig
+
+    return GlmConfig(vocab_size=151552, hidden_size=4096, intermediate_size=13696, num_hidden_layers=40,
+                     num_attention_heads=32, num_key_value_heads=2, head_dim=128, tie_word_embeddings=False)
+
+
+def meta_model(config=None):
+    """A native GLM built on the meta device: real module tree and shapes, no memory."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    with torch.device("meta"):
+        return AutoModelForCausalLM.from_config(config or glm4_9b_config())
+
+
+def remote_code_skeleton(config=None):
+    """GLM-4-9B-chat's remote-code module tree (names and shapes only) on the meta device.
+
+    Mirrors ``ChatGLMForConditionalGeneration``: ``transformer.encoder.layers.N.self_attention.
+    query_key_value`` (fused q,k,v with bias), ``dense``, ``mlp.dense_h_to_4h`` (SwiGLU, 2 x FFN),
+    ``mlp.dense_4h_to_h`` and an untied ``transformer.output_layer``.
+    """
+    import torch
+    from torch import nn
+
+    c = config or glm4_9b_config()
+    qkv = c.num_attention_heads * c.head_dim + 2 * c.num_key_value_heads * c.head_dim
+
+    class Norm(nn.Module):  # RMSNorm's only parameter
+        def __init__(self):
+            super().__init__()
+            self.weight = nn.Parameter(torch.empty(c.hidden_size))
+
+    def layer():
+        m = nn.Module()
+        m.input_layernorm, m.post_attention_layernorm = Norm(), Norm()
+        m.self_attention = nn.Module()
+        m.self_attention.query_key_value = nn.Linear(c.hidden_size, qkv, bias=True)
+        m.self_attention.dense = nn.Linear(c.num_attention_heads * c.head_dim, c.hidden_size, bias=False)
+        m.mlp = nn.Module()
+        m.mlp.dense_h_to_4h = nn.Linear(c.hidden_size, 2 * c.intermediate_size, bias=False)
+        m.mlp.dense_4h_to_h = nn.Linear(c.intermediate_size, c.hidden_size, bias=False)
+        return m
+
+    with torch.device("meta"):
+        root = nn.Module()
+        root.transformer = nn.Module()
+        root.transformer.embedding = nn.Module()
+        root.transformer.embedding.word_embeddings = nn.Embedding(c.vocab_size, c.hidden_size)
+        root.transformer.encoder = nn.Module()
+        root.transformer.encoder.layers = nn.ModuleList(layer() for _ in range(c.num_hidden_layers))
+        root.transformer.encoder.final_layernorm = Norm()
+        root.transformer.output_layer = nn.Linear(c.hidden_size, c.vocab_size, bias=False)
+    return root

@@ -1,0 +1,294 @@
+"""The fine-tuning recipe: config -> data -> model -> LoRA -> Seq2SeqTrainer -> adapter, metrics, predictions.
+
+Set-up runs in dependency order and everything that can be checked without a model (config,
+data files, output folder, resume point) is checked before the model loads.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .config import FinetuneConfig, load_config
+from .data import IGNORE_INDEX, LengthReport, build_eval_rows, build_train_dataset, data_file, read_jsonl
+from .errors import GluekitError
+from .evaluate import evaluate_rows
+
+CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
+
+
+class TrainingError(GluekitError):
+    kind = "training"
+
+
+# ---------------------------------------------------------------- batches
+
+@dataclass
+class PadCollator:
+    """Pad a batch on the RIGHT: input_ids with the pad id, labels with -100, plus an attention mask.
+
+    Right, not left: the native GLM numbers positions from the start of the row, so left padding in
+    training would shift every token's rotary position against what generation sees.
+    ``pad_to_multiple_of`` rounds the width up (tensor cores like multiples of 8).
+    """
+
+    pad_token_id: int
+    pad_to_multiple_of: int | None = None
+
+    def __call__(self, features: list[dict]) -> dict:
+        import torch
+
+        width = max(len(f["input_ids"]) for f in features)
+        if self.pad_to_multiple_of:
+            width = math.ceil(width / self.pad_to_multiple_of) * self.pad_to_multiple_of
+        ids = torch.full((len(features), width), self.pad_token_id, dtype=torch.long)
+        labels = torch.full((len(features), width), IGNORE_INDEX, dtype=torch.long)
+        mask = torch.zeros((len(features), width), dtype=torch.long)
+        for row, f in enumerate(features):
+            n = len(f["input_ids"])
+            ids[row, :n] = torch.as_tensor(f["input_ids"])
+            labels[row, :n] = torch.as_tensor(f["labels"])
+            mask[row, :n] = 1
+        return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+
+
+# ---------------------------------------------------------------- data for a run
+
+@dataclass
+class PreparedData:
+    train: Any
+    """``datasets.Dataset`` with input_ids and labels."""
+    report: LengthReport
+    eval_rows: list[dict] = field(default_factory=list)
+    test_rows: list[dict] = field(default_factory=list)
+
+
+def prepare_data(cfg: FinetuneConfig, data_dir: str | Path, tokenizer, on_empty: str = "drop") -> PreparedData:
+    """Read, validate and tokenise the train / val / test files named in ``data_config``."""
+    dc = cfg.data_config
+    problems = []
+    files = {}
+    for key in ("train_file", "val_file", "test_file"):
+        name = getattr(dc, key)
+        if name is None:
+            continue
+        try:
+            files[key] = read_jsonl(data_file(data_dir, name))
+        except GluekitError as e:
+            problems += [f"data_config.{key}: {p}" for p in e.problems]
+    if problems:
+        raise GluekitError(problems, str(data_dir)) from None
+    train, report = build_train_dataset(
+        files["train_file"], tokenizer, cfg.combine, cfg.max_input_length, cfg.max_output_length,
+        num_proc=dc.num_proc, on_empty=on_empty, source=dc.train_file,
+    )
+    if len(train) == 0:
+        raise TrainingError(f"{dc.train_file}: every sample lost all its reply tokens to the length limit ({report.max_length} tokens).")
+
+    def rows(key):
+        return build_eval_rows(files[key], tokenizer, cfg.combine, cfg.max_input_length, cfg.max_output_length) if key in files else []
+
+    return PreparedData(train, report, rows("val_file"), rows("test_file"))
+
+
+# ---------------------------------------------------------------- output folder and resume
+
+def list_checkpoints(output_dir: str | Path) -> list[Path]:
+    """Complete checkpoints (those with a trainer_state.json, written last), oldest first."""
+    out = Path(output_dir)
+    if not out.is_dir():
+        return []
+    found = []
+    for p in out.iterdir():
+        m = CHECKPOINT_RE.match(p.name)
+        if m and p.is_dir() and (p / "trainer_state.json").is_file():
+            found.append((int(m.group(1)), p))
+    return [p for _, p in sorted(found)]
+
+
+def resolve_resume(output_dir: str | Path, resume: Any, overwrite: bool = False) -> Path | None:
+    """Turn a resume request into a checkpoint folder (or None for a fresh start).
+
+    ``resume``: None / False / "no" = fresh; True / "yes" / "latest" / "auto" = newest checkpoint
+    (fresh if there is none); an integer N or "N" = ``checkpoint-N``. A fresh start into a folder
+    that already holds checkpoints is refused unless ``overwrite`` (GLM-4's script silently skipped
+    training for "no"; gluekit trains).
+    """
+    out = Path(output_dir)
+    ckpts = list_checkpoints(out)
+    word = str(resume).strip().lower() if resume is not None else "no"
+    if word in ("no", "false", "none", "fresh", ""):
+        if ckpts and not overwrite:
+            raise TrainingError(
+                f"`training_args.output_dir`: {out} already holds {', '.join(p.name for p in ckpts)}. "
+                "Resume with --resume latest (or a step), pick another output_dir, or pass --overwrite to start over.")
+        if ckpts and overwrite:
+            for p in ckpts:
+                shutil.rmtree(p)
+        return None
+    if word in ("yes", "true", "latest", "auto"):
+        return ckpts[-1] if ckpts else None
+    if word.isdigit():
+        target = out / f"checkpoint-{int(word)}"
+        if target not in ckpts:
+            have = ", ".join(p.name for p in ckpts) or "none"
+            raise TrainingError(f"resume: {target} does not exist or is incomplete (complete checkpoints: {have}).")
+        return target
+    raise TrainingError(f"resume: {resume!r} is not understood. Use latest, a step number, or no.")
+
+
+# ---------------------------------------------------------------- trainer pieces
+
+def _trainer_classes():
+    from transformers import Seq2SeqTrainer, TrainerCallback
+
+    class GenerationEvalTrainer(Seq2SeqTrainer):
+        """Seq2SeqTrainer whose ``evaluate`` generates replies and scores ROUGE/BLEU.
+
+        Eval batches carry no labels (as in GLM-4's script), so there is no eval loss; the
+        metrics are logged like any Trainer metric (``eval_rouge-1`` ... in trainer_state.json).
+        """
+
+        def __init__(self, *args, eval_rows=None, processing_class=None, **kwargs):
+            super().__init__(*args, processing_class=processing_class, **kwargs)
+            self.eval_rows = eval_rows or []
+
+        def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval", **gen_kwargs):
+            rows = eval_dataset if isinstance(eval_dataset, list) else self.eval_rows
+            out_file = None
+            if self.args.should_save:
+                out_file = Path(self.args.output_dir) / "eval_predictions" / f"{metric_key_prefix}-step-{self.state.global_step}.jsonl"
+            metrics, _ = evaluate_rows(
+                self.model, self.processing_class, rows, self.args.generation_config,
+                batch_size=self.args.per_device_eval_batch_size, predictions_file=out_file,
+            )
+            metrics = {f"{metric_key_prefix}_{k}": round(v, 4) for k, v in metrics.items()}
+            metrics[f"{metric_key_prefix}_samples"] = len(rows)
+            self.log(metrics)
+            self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
+            return metrics
+
+    class NanGuard(TrainerCallback):
+        """Stop at the first NaN/inf training loss with the step and the usual causes."""
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            loss = (logs or {}).get("loss")
+            if loss is not None and not math.isfinite(loss):
+                raise TrainingError(
+                    f"training loss became {loss} at step {state.global_step}. Likely causes: fp16 on GLM-4 "
+                    f"(use bf16), a learning rate too high ({args.learning_rate}), or a batch with no label tokens.")
+
+    class LogPrinter(TrainerCallback):
+        """One short line per log record (rounded, so stored notebook outputs stay readable)."""
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if not state.is_world_process_zero or not logs:
+                return
+            parts = [f"step {state.global_step:>4}"]
+            for k, v in logs.items():
+                if k in ("epoch", "total_flos") or k.endswith(("_runtime", "_per_second")):
+                    continue
+                parts.append(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}")
+            print(" | ".join(parts), flush=True)
+
+    return GenerationEvalTrainer, NanGuard, LogPrinter
+
+
+def build_trainer(cfg: FinetuneConfig, model, tokenizer, data: PreparedData, print_logs: bool = True,
+                  callbacks: list | None = None, **arg_overrides):
+    """A ``Seq2SeqTrainer`` (subclass) wired with gluekit's collator, eval and guards."""
+    GenerationEvalTrainer, NanGuard, LogPrinter = _trainer_classes()
+    args = cfg.training_arguments(**arg_overrides)
+    cbs = [NanGuard()] + ([LogPrinter()] if print_logs else []) + list(callbacks or [])
+    trainer = GenerationEvalTrainer(
+        model=model, args=args, train_dataset=data.train,
+        eval_dataset=data.eval_rows or None, eval_rows=data.eval_rows,
+        data_collator=PadCollator(tokenizer.pad_token_id), processing_class=tokenizer, callbacks=cbs,
+    )
+    if print_logs:
+        from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+        trainer.remove_callback(PrinterCallback)  # replaced by LogPrinter's shorter lines
+        if args.disable_tqdm:
+            trainer.remove_callback(ProgressCallback)
+    return trainer
+
+
+# ---------------------------------------------------------------- the recipe
+
+@dataclass
+class RunResult:
+    trainer: Any
+    config: FinetuneConfig
+    report: LengthReport
+    adapter_dir: Path
+    train_metrics: dict = field(default_factory=dict)
+    test_metrics: dict = field(default_factory=dict)
+    resumed_from: Path | None = None
+    lora_note: str | None = None
+
+
+def train(config: str | Path | FinetuneConfig, data_dir: str | Path, model: str | None = None, *,
+          resume: Any = None, overrides=None, overwrite: bool = False, trust_remote_code: bool = False,
+          print_logs: bool = True, callbacks: list | None = None, on_empty: str = "drop",
+          **arg_overrides) -> RunResult:
+    """Fine-tune ``model`` (default: the embedded tiny GLM) as ``config`` says, on ``data_dir``.
+
+    ``arg_overrides`` go straight to ``Seq2SeqTrainingArguments`` (e.g. ``use_cpu=True``).
+    """
+    from .lora import apply_peft
+    from .models import load_model, load_tokenizer
+
+    cfg = config if isinstance(config, FinetuneConfig) else load_config(config, overrides, data_dir=data_dir)
+    output_dir = Path(arg_overrides.get("output_dir", cfg.training_args.get("output_dir", "./output")))
+    # 1) everything checkable without the model: resume point, tokenizer, data
+    checkpoint = resolve_resume(output_dir, resume, overwrite)
+    tokenizer = load_tokenizer(model, trust_remote_code)
+    data = prepare_data(cfg, data_dir, tokenizer, on_empty)
+    if data.report.empty:
+        print(f"dropped {len(data.report.empty)} training sample(s) with no reply token left "
+              f"(lines {data.report.empty[:10]}): {data.report.summary()}")
+    # 2) the model, then the adapter (PEFT must wrap the loaded weights)
+    net = load_model(model, trust_remote_code)
+    note = None
+    peft_config = cfg.peft_config_object()
+    if peft_config is not None:
+        net, note = apply_peft(net, peft_config, verbose=print_logs)
+        if print_logs:
+            net.print_trainable_parameters()
+    # 3) the Trainer; it restores optimizer, scheduler, RNG and data position from the checkpoint
+    trainer = build_trainer(cfg, net, tokenizer, data, print_logs, callbacks, **arg_overrides)
+    if checkpoint is not None and print_logs:
+        print(f"resuming from {checkpoint.name}")
+    result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    trainer.save_state()  # trainer_state.json (log history) in output_dir
+    adapter_dir = output_dir / "adapter"
+    trainer.save_model(str(adapter_dir))
+    if trainer.is_world_process_zero():
+        tokenizer.save_pretrained(str(adapter_dir))
+    test_metrics = {}
+    if data.test_rows:
+        test_metrics = trainer.evaluate(data.test_rows, metric_key_prefix="test")
+    if trainer.is_world_process_zero():
+        with open(output_dir / "run_summary.json", "w", encoding="utf-8") as f:
+            json.dump({"train": result.metrics, "test": test_metrics, "lengths": data.report.summary(),
+                       "resumed_from": checkpoint.name if checkpoint else None}, f, indent=2, ensure_ascii=False)
+    return RunResult(trainer, cfg, data.report, adapter_dir, result.metrics, test_metrics, checkpoint, note)
+
+
+def training_log(output_dir: str | Path) -> list[dict]:
+    """``log_history`` of a finished run (from its trainer_state.json)."""
+    out = Path(output_dir)
+    candidates = [out / "trainer_state.json"] + [p / "trainer_state.json" for p in reversed(list_checkpoints(out))]
+    for path in candidates:
+        if path.is_file():
+            return json.loads(path.read_text(encoding="utf-8"))["log_history"]
+    raise FileNotFoundError(f"no trainer_state.json in {out} or its checkpoints.")
+
+
+__all__ = ["PadCollator", "PreparedData", "prepare_data", "list_checkpoints", "resolve_resume",
+           "build_trainer", "train", "RunResult", "TrainingError", "training_log"]
