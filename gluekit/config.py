@@ -151,19 +151,26 @@ class FinetuneConfig:
         """Training sequences are cut to this many tokens (the reference's ``+ 1`` is for the stop token)."""
         return self.max_input_length + self.max_output_length + 1
 
-    def training_arguments(self, **overrides: Any):
-        """``Seq2SeqTrainingArguments`` built from ``training_args`` (plus keyword overrides)."""
+    def training_arguments(self, base_generation_config=None, **overrides: Any):
+        """``Seq2SeqTrainingArguments`` built from ``training_args`` (plus keyword overrides).
+
+        ``base_generation_config`` (the model's own) keeps its stop tokens: Seq2SeqTrainer
+        replaces the model's generation config with the one in the arguments.
+        """
         from transformers import Seq2SeqTrainingArguments
 
         args = {k: v for k, v in self.training_args.items() if k != "generation_config"}
+        args["generation_config"] = self.generation_config(base_generation_config)
         args.update(overrides)
-        args["generation_config"] = self.generation_config()
         return Seq2SeqTrainingArguments(**args)
 
-    def generation_config(self):
+    def generation_config(self, base=None):
+        """``training_args.generation_config`` as a ``GenerationConfig``, laid over ``base`` if given."""
         from transformers import GenerationConfig
 
-        return GenerationConfig(**dict(self.training_args.get("generation_config") or {}))
+        gen = copy.deepcopy(base) if base is not None else GenerationConfig()
+        gen.update(**dict(self.training_args.get("generation_config") or {}))
+        return gen
 
     def peft_config_object(self):
         """The PEFT config object (``LoraConfig``, ``PrefixTuningConfig``...), or None for full SFT."""

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .quiet import quiet_progress
+
 TINY = "tiny"  # the name that selects the embedded model
 
 
@@ -46,9 +48,10 @@ def load_model(model: str | os.PathLike | None = None, trust_remote_code: bool =
     path = model_path(model)
     if Path(path).exists() is False and "/" not in path:
         raise FileNotFoundError(f"model {path!r}: no such folder. Give a local folder or a hub id like THUDM/glm-4-9b-chat-hf.")
-    return AutoModelForCausalLM.from_pretrained(
-        path, trust_remote_code=trust_remote_code, dtype=dtype or default_dtype(), device_map=device_map,
-    )
+    with quiet_progress():
+        return AutoModelForCausalLM.from_pretrained(
+            path, trust_remote_code=trust_remote_code, dtype=dtype or default_dtype(), device_map=device_map,
+        )
 
 
 def glm4_9b_config():

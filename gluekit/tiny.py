@@ -135,7 +135,10 @@ def tiny_model_dir() -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     # Build in a temporary folder and rename, so a killed build never leaves a half-written model.
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=".building-"))
-    model.save_pretrained(str(tmp))
+    from .quiet import quiet_progress
+
+    with quiet_progress():
+        model.save_pretrained(str(tmp))
     for f in TOKENIZER_DIR.iterdir():
         shutil.copy(f, tmp / f.name)
     try:

@@ -201,8 +201,12 @@ def _trainer_classes():
 def build_trainer(cfg: FinetuneConfig, model, tokenizer, data: PreparedData, print_logs: bool = True,
                   callbacks: list | None = None, **arg_overrides):
     """A ``Seq2SeqTrainer`` (subclass) wired with gluekit's collator, eval and guards."""
+    import torch
+
     GenerationEvalTrainer, NanGuard, LogPrinter = _trainer_classes()
-    args = cfg.training_arguments(**arg_overrides)
+    if not torch.cuda.is_available() and "dataloader_pin_memory" not in cfg.training_args:
+        arg_overrides.setdefault("dataloader_pin_memory", False)  # pinning needs a GPU (else a warning)
+    args = cfg.training_arguments(getattr(model, "generation_config", None), **arg_overrides)
     cbs = [NanGuard()] + ([LogPrinter()] if print_logs else []) + list(callbacks or [])
     trainer = GenerationEvalTrainer(
         model=model, args=args, train_dataset=data.train,

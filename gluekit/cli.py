@@ -1,0 +1,182 @@
+"""The ``gluekit`` command: check, plan, train, chat, merge.
+
+With no ``--model`` the embedded tiny GLM runs; with no ``--data-dir`` the embedded demo data.
+``gluekit train DATA_DIR MODEL CONFIG [RESUME]`` also accepts GLM-4's ``finetune.py`` order.
+Input errors print every problem and exit 1, without a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .errors import GluekitError
+
+
+def _common(p: argparse.ArgumentParser, config: bool = True) -> None:
+    if config:
+        p.add_argument("config", help="lora.yaml-style config file")
+    p.add_argument("--data-dir", default=None, help="folder the data_config files are relative to (default: the demo data)")
+    p.add_argument("-o", "--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override a config field, e.g. -o training_args.max_steps=200 (repeatable)")
+
+
+def _data_dir(args) -> Path:
+    if args.data_dir:
+        return Path(args.data_dir)
+    from .tiny import DEMO_DIR
+
+    return DEMO_DIR
+
+
+def cmd_check(args) -> int:
+    from .config import load_config
+    from .models import load_tokenizer
+    from .train import prepare_data
+
+    data_dir = _data_dir(args)
+    cfg = load_config(args.config, args.overrides, data_dir=data_dir)
+    print(f"config {args.config}: OK")
+    for note in cfg.notes:
+        print(f"note: {note}")
+    tok = load_tokenizer(args.model, args.trust_remote_code)
+    data = prepare_data(cfg, data_dir, tok, on_empty="raise" if args.strict else "drop")
+    print(f"data {data_dir}: train {data.report.summary()}")
+    print(f"eval samples: val {len(data.eval_rows)}, test {len(data.test_rows)}")
+    return 0
+
+
+def cmd_plan(args) -> int:
+    from .config import load_config
+    from .data import data_file, read_jsonl
+    from .plan import make_plan
+
+    data_dir = _data_dir(args)
+    cfg = load_config(args.config, args.overrides, data_dir=data_dir)
+    n = args.samples if args.samples else len(read_jsonl(data_file(data_dir, cfg.data_config.train_file)))
+    plan = make_plan(cfg.training_arguments(), n, args.devices)
+    if args.json:
+        d = plan.to_dict()
+        if not args.full:
+            d.pop("learning_rates")
+        print(json.dumps(d, indent=2))
+    else:
+        print(plan.summary())
+    return 0
+
+
+def cmd_train(args) -> int:
+    from .train import train
+
+    pos = args.positional
+    if len(pos) == 1:
+        config, data_dir, model, resume = pos[0], _data_dir(args), args.model, args.resume
+    elif len(pos) in (3, 4):  # GLM-4 finetune.py order: DATA_DIR MODEL CONFIG [RESUME]
+        data_dir, model, config = pos[:3]
+        resume = pos[3] if len(pos) == 4 else args.resume
+    else:
+        raise GluekitError("train takes CONFIG, or DATA_DIR MODEL CONFIG [RESUME] as GLM-4's finetune.py does.")
+    result = train(config, data_dir, model, resume=resume, overrides=args.overrides, overwrite=args.overwrite,
+                   trust_remote_code=args.trust_remote_code)
+    print(f"adapter saved to {result.adapter_dir}")
+    if result.test_metrics:
+        print("test: " + ", ".join(f"{k} {v:.2f}" for k, v in result.test_metrics.items() if isinstance(v, float)))
+    return 0
+
+
+def cmd_chat(args) -> int:
+    from .generate import chat, load_with_adapter
+
+    model, tok = load_with_adapter(args.model, args.adapter, args.trust_remote_code)
+    history: list[dict] = []
+    interactive = not args.message and sys.stdin.isatty()
+    if interactive:
+        print("type a message, an empty line or Ctrl-D to stop", flush=True)
+    for text in (args.message or sys.stdin):
+        text = text.strip()
+        if not text:
+            break
+        history.append({"role": "user", "content": text})
+        reply = chat(model, tok, history, max_new_tokens=args.max_new_tokens)
+        history.append({"role": "assistant", "content": reply})
+        print(f"glm> {reply}", flush=True)
+    return 0
+
+
+def cmd_merge(args) -> int:
+    from .generate import merge_adapter
+
+    out = merge_adapter(args.adapter, args.out, args.model, args.trust_remote_code)
+    print(f"merged model saved to {out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gluekit", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def model_args(p):
+        p.add_argument("--model", default=None, help="local folder or hub id (default: the embedded tiny GLM)")
+        p.add_argument("--trust-remote-code", action="store_true",
+                       help="run Python code shipped with the weights (needed only for THUDM/glm-4-9b-chat, not -hf)")
+
+    p = sub.add_parser("check", help="validate config and data; exit 1 listing every problem")
+    _common(p)
+    model_args(p)
+    p.add_argument("--strict", action="store_true", help="fail on samples that lose every reply token (default: count and drop)")
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("plan", help="steps, epochs, log/eval/save steps and learning rates before training")
+    _common(p)
+    p.add_argument("--devices", type=int, default=1, help="data-parallel processes (GPUs)")
+    p.add_argument("--samples", type=int, default=None, help="training samples (default: count the train file)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--full", action="store_true", help="with --json: include the LR of every step")
+    p.set_defaults(func=cmd_plan)
+
+    p = sub.add_parser("train", help="fine-tune: CONFIG, or DATA_DIR MODEL CONFIG [RESUME] (GLM-4's order)")
+    p.add_argument("positional", nargs="+", metavar="ARG")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("-o", "--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE")
+    model_args(p)
+    p.add_argument("--resume", default=None, help="latest | STEP | no (default: fresh; refuses a folder holding checkpoints)")
+    p.add_argument("--overwrite", action="store_true", help="start fresh even if output_dir holds checkpoints (deletes them)")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("chat", help="talk to the base model or base + adapter")
+    model_args(p)
+    p.add_argument("--adapter", default=None, help="folder of a saved LoRA adapter")
+    p.add_argument("-m", "--message", action="append", default=[], help="a user message (repeat for several turns); else read stdin")
+    p.add_argument("--max-new-tokens", type=int, default=128)
+    p.set_defaults(func=cmd_chat)
+
+    p = sub.add_parser("merge", help="fold an adapter into the base weights and save a plain model")
+    model_args(p)
+    p.add_argument("--adapter", required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_merge)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "model"):
+        args.model, args.trust_remote_code = None, False
+    try:
+        return args.func(args)
+    except GluekitError as e:
+        print(f"gluekit {args.command}: {e}", file=sys.stderr)
+        return 1
+    except (FileNotFoundError, NotADirectoryError) as e:
+        print(f"gluekit {args.command}: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"gluekit {args.command}: interrupted; `gluekit train ... --resume latest` continues from the last checkpoint.",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

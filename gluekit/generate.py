@@ -1,0 +1,70 @@
+"""Use a fine-tuned adapter: load base + adapter, chat, compare before/after, merge.
+
+Chat prompts are built with the tokenizer's own chat template (``add_generation_prompt``), and
+generation stops at any GLM-4 stop token (``<|endoftext|>``, ``<|user|>``, ``<|observation|>``).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .data import build_eval_rows
+from .evaluate import generate_replies
+from .models import load_model, load_tokenizer, model_path
+from .quiet import quiet_progress
+
+
+def load_with_adapter(model: str | None = None, adapter: str | Path | None = None, trust_remote_code: bool = False):
+    """(model, tokenizer): the base model, with a saved LoRA adapter on top if ``adapter`` is given."""
+    tokenizer = load_tokenizer(model, trust_remote_code)
+    net = load_model(model, trust_remote_code)
+    if adapter is not None:
+        from peft import PeftModel
+
+        net = PeftModel.from_pretrained(net, str(adapter))
+    net.eval()
+    return net, tokenizer
+
+
+def chat(model, tokenizer, messages: list[dict] | str, max_new_tokens: int = 128) -> str:
+    """One greedy assistant reply to ``messages`` (or to a single user string)."""
+    if isinstance(messages, str):
+        messages = [{"role": "user", "content": messages}]
+    prompt = list(tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=False))
+    return generate_replies(model, tokenizer, [prompt], max_new_tokens=max_new_tokens)[0]
+
+
+def compare(base, tuned, tokenizer, rows: list[dict], combine: bool, max_input_length: int = 512,
+            max_output_length: int = 512, max_new_tokens: int = 64, batch_size: int = 16) -> list[dict]:
+    """Before/after table: for each eval prompt of ``rows``, the base and the tuned reply and the reference.
+
+    ``base`` may be the same PeftModel as ``tuned``: its adapter is disabled for the "before" column.
+    """
+    ev = build_eval_rows(rows, tokenizer, combine, max_input_length, max_output_length)
+    prompts = [r["prompt_ids"] for r in ev]
+    if base is tuned and hasattr(tuned, "disable_adapter"):
+        with tuned.disable_adapter():
+            before = generate_replies(tuned, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size)
+    else:
+        before = generate_replies(base, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size)
+    after = generate_replies(tuned, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size)
+    out = []
+    for r, b, a in zip(ev, before, after):
+        question = tokenizer.decode(r["prompt_ids"], skip_special_tokens=True).strip().splitlines()[-1]
+        out.append({"prompt": question, "reference": r["reference"], "before": b, "after": a,
+                    "before_ok": b == r["reference"], "after_ok": a == r["reference"]})
+    return out
+
+
+def merge_adapter(adapter: str | Path, out_dir: str | Path, model: str | None = None,
+                  trust_remote_code: bool = False) -> Path:
+    """Fold the LoRA update into the base weights (W + scaling * B @ A) and save a plain model."""
+    net, tokenizer = load_with_adapter(model, adapter, trust_remote_code)
+    merged = net.merge_and_unload()
+    out = Path(out_dir)
+    with quiet_progress():
+        merged.save_pretrained(str(out))  # safetensors by default
+    tokenizer.save_pretrained(str(out))
+    return out
+
+
+__all__ = ["load_with_adapter", "chat", "compare", "merge_adapter", "model_path"]
