@@ -1,0 +1,47 @@
+import json
+import subprocess
+import sys
+
+from gluekit.cli import main
+
+
+def test_check_ok(capsys, configs):
+    assert main(["check", f"{configs}/tiny.yaml"]) == 0
+    out = capsys.readouterr().out
+    assert "config" in out and "OK" in out and "600 samples" in out
+
+
+def test_check_collects_problems_and_exits_1(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data_config: {train_file: t.jsonl}\nmax_input_length: '512'\nmax_output_length: 8\n"
+                   "training_args: {learning_rat: 0.1, no_cuda: true}\n", encoding="utf-8")
+    assert main(["check", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert "3 config problem(s)" in err
+    assert "Did you mean `learning_rate`?" in err and "Rename it to `use_cpu`" in err
+    assert "Traceback" not in err
+
+
+def test_plan_json(capsys, configs):
+    assert main(["plan", f"{configs}/lora.yaml", "--json", "--devices", "2"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["steps_per_epoch"] == 300 and d["epochs"] == 10.0 and d["checkpoints"][0] == "checkpoint-500"
+
+
+def test_train_reference_positional_order_and_chat(tmp_path, configs, demo_dir):
+    out = tmp_path / "o"
+    cmd = [sys.executable, "-m", "gluekit", "train", str(demo_dir), "tiny", f"{configs}/tiny.yaml",
+           "-o", "training_args.max_steps=4", "-o", "training_args.eval_strategy=no", "-o", f"training_args.output_dir={out}",
+           "-o", "training_args.log_level=warning"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert (out / "adapter" / "adapter_model.safetensors").is_file()
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 1 and "already holds checkpoint-4" in again.stderr and "Traceback" not in again.stderr
+    r = subprocess.run(cmd[:-8] + ["no"] + cmd[-8:], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1  # "no" means fresh: refused, not silently skipped
+    r = subprocess.run(cmd + ["latest"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    chat = subprocess.run([sys.executable, "-m", "gluekit", "chat", "--adapter", str(out / "adapter"), "-m", "成都有什么好吃的?"],
+                          capture_output=True, text=True, timeout=300)
+    assert chat.returncode == 0 and chat.stdout.startswith("glm> ")

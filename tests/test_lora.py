@@ -1,0 +1,63 @@
+import pytest
+from peft import LoraConfig, get_peft_model
+
+from gluekit import ConfigError, lora_scaling, resolve_targets
+from gluekit.lora import apply_peft, count_parameters, format_count, linear_names, lora_trainable_on
+from gluekit.models import load_model, meta_model, remote_code_skeleton
+
+
+@pytest.fixture(scope="module")
+def glm9b():
+    return meta_model()
+
+
+def test_glm4_9b_shape_on_meta_device(glm9b):
+    assert count_parameters(glm9b)[1] == 9_399_951_360
+    assert count_parameters(remote_code_skeleton())[1] == 9_399_951_360
+
+
+def test_native_qkv_r8_count(glm9b):
+    cfg = LoraConfig(r=8, lora_alpha=32, target_modules=["q_proj", "k_proj", "v_proj"], task_type="CAUSAL_LM")
+    n = lora_trainable_on(glm9b, cfg)
+    assert n == 5_406_720
+    assert n + 9_399_951_360 == 9_405_358_080
+
+
+def test_remote_code_fused_qkv_reproduces_published_count():
+    n = lora_trainable_on(remote_code_skeleton(), LoraConfig(r=8, lora_alpha=32, target_modules=["query_key_value"]))
+    assert n == 2_785_280
+    assert format_count(n, n + 9_399_951_360) == "trainable params: 2,785,280 || all params: 9,402,736,640 || trainable%: 0.0296"
+
+
+def test_seed_target_name_maps_to_native_names(glm9b):
+    res = resolve_targets(glm9b, ["query_key_value"])
+    assert res.target_modules == ["q_proj", "k_proj", "v_proj"]
+    assert "query_key_value -> q_proj, k_proj, v_proj" in res.note
+    assert resolve_targets(glm9b, ["dense_h_to_4h", "dense_4h_to_h"]).target_modules == ["gate_up_proj", "down_proj"]
+    assert resolve_targets(glm9b, "all-linear").note is None
+
+
+def test_unknown_target_lists_the_linear_layers(glm9b):
+    with pytest.raises(ConfigError) as e:
+        resolve_targets(glm9b, ["qkv_proj"])
+    assert "['qkv_proj'] match no layer of this model" in str(e.value)
+    assert "down_proj, gate_up_proj, k_proj, lm_head, o_proj, q_proj, v_proj" in str(e.value)
+    assert linear_names(glm9b) == ["down_proj", "gate_up_proj", "k_proj", "lm_head", "o_proj", "q_proj", "v_proj"]
+
+
+@pytest.mark.parametrize("r,alpha,rs", [(8, 32, False), (16, 32, False), (8, 32, True), (64, 16, True)])
+def test_scaling_matches_peft(r, alpha, rs):
+    model = load_model()
+    peft_model = get_peft_model(model, LoraConfig(r=r, lora_alpha=alpha, use_rslora=rs, target_modules=["q_proj"]))
+    layer = peft_model.base_model.model.model.layers[0].self_attn.q_proj
+    assert layer.scaling["default"] == pytest.approx(lora_scaling(r, alpha, rs))
+
+
+def test_apply_peft_on_the_tiny_model_maps_and_counts():
+    model = load_model()
+    peft_model, note = apply_peft(model, LoraConfig(r=8, lora_alpha=32, target_modules=["query_key_value"], task_type="CAUSAL_LM"), verbose=False)
+    assert note is not None
+    trainable, _ = count_parameters(peft_model)
+    cfg = model.config
+    per_layer = 8 * (cfg.hidden_size + cfg.num_attention_heads * cfg.head_dim) + 2 * 8 * (cfg.hidden_size + cfg.num_key_value_heads * cfg.head_dim)
+    assert trainable == per_layer * cfg.num_hidden_layers
