@@ -111,10 +111,31 @@ def test_freezev_accepted_with_a_note(tmp_path, configs):
 
 
 def test_every_shipped_yaml_config_validates(configs):
+    import importlib.util
     import pathlib
 
     found = sorted(pathlib.Path(configs).glob("*.yaml"))
-    assert {p.name for p in found} >= {"lora.yaml", "tiny.yaml"}
+    assert {p.name for p in found} == {"lora.yaml", "tiny.yaml", "ptuning_v2.yaml", "sft.yaml"}
+    has_ds = importlib.util.find_spec("deepspeed") is not None
     for p in found:
+        if p.name == "sft.yaml" and not has_ds:
+            with pytest.raises(ConfigError) as e:  # the only problem: deepspeed itself is missing here
+                load_config(p)
+            assert e.value.problems == ["sft.yaml:31: `training_args.deepspeed`: is set but the deepspeed package is "
+                                        "not installed. `pip install deepspeed` on a CUDA machine, or remove the key."]
+            continue
         cfg = load_config(p)
         assert dataclasses.is_dataclass(cfg)
+
+
+def test_sibling_configs_have_the_reference_shapes(configs):
+    import json
+
+    pt = load_config(f"{configs}/ptuning_v2.yaml")
+    assert pt.peft_config_object().peft_type.value == "PREFIX_TUNING"
+    assert (pt.peft_config["num_virtual_tokens"], pt.peft_config["num_attention_heads"], pt.peft_config["token_dim"]) == (512, 2, 256)
+    assert pt.training_args["per_device_train_batch_size"] == 4 and pt.training_args["per_device_eval_batch_size"] == 16
+    for stage in (2, 3):
+        ds = json.load(open(f"{configs}/ds_zero_{stage}.json"))
+        assert ds["zero_optimization"]["stage"] == stage
+        assert ds["train_micro_batch_size_per_gpu"] == ds["bf16"]["enabled"] == ds["optimizer"]["params"]["lr"] == "auto"
