@@ -52,3 +52,35 @@ def field_coverage(notebook_dir: str | Path) -> dict[str, list[tuple[str, int]]]
                 if path.rsplit(".", 1)[-1] in body:
                     table.setdefault(path, []).append((nb.name, i))
     return table
+
+
+def batch_origins(dataloader, n_batches: int = 8) -> list[dict]:
+    """Which worker process built each of the first ``n_batches`` batches of a DataLoader.
+
+    Wraps the loader's collate_fn (which runs inside the worker) to record the worker id and the
+    process id; returns ``[{"batch", "worker", "pid", "keys"}]``. The main process is worker -1.
+    """
+    import os
+
+    import torch
+    from torch.utils.data import DataLoader
+
+    inner = dataloader.collate_fn
+
+    def collate(features):
+        info = torch.utils.data.get_worker_info()
+        batch = inner(features)
+        batch["_origin"] = torch.tensor([info.id if info else -1, os.getpid()])
+        batch["_keys"] = sorted(features[0])
+        return batch
+
+    # same dataset, batches and worker count as the Trainer's loader (accelerate wraps it)
+    loader = DataLoader(dataloader.dataset, batch_sampler=dataloader.batch_sampler,
+                        num_workers=dataloader.num_workers, collate_fn=collate)
+    out = []
+    for i, batch in enumerate(loader):
+        if i == n_batches:
+            break
+        worker, pid = batch["_origin"].tolist()
+        out.append({"batch": i, "worker": worker, "pid": pid, "keys": batch["_keys"]})
+    return out
