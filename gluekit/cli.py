@@ -79,6 +79,8 @@ def cmd_train(args) -> int:
         raise GluekitError("train takes CONFIG, or DATA_DIR MODEL CONFIG [RESUME] as GLM-4's finetune.py does.")
     result = train(config, data_dir, model, resume=resume, overrides=args.overrides, overwrite=args.overwrite,
                    trust_remote_code=args.trust_remote_code)
+    if not result.trainer.is_world_process_zero():
+        return 0
     print(f"adapter saved to {result.adapter_dir}")
     if result.test_metrics:
         print("test: " + ", ".join(f"{k} {v:.2f}" for k, v in result.test_metrics.items() if isinstance(v, float)))

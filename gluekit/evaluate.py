@@ -53,12 +53,27 @@ def generate_replies(model, tokenizer, prompts: list[list[int]], generation_conf
 
 
 def evaluate_rows(model, tokenizer, rows: list[dict], generation_config=None, batch_size: int = 4,
-                  predictions_file: str | Path | None = None) -> tuple[dict[str, float], list[str]]:
+                  predictions_file: str | Path | None = None, shard: tuple[int, int] = (0, 1)
+                  ) -> tuple[dict[str, float], list[str]]:
     """Generate for eval rows (from :func:`gluekit.data.build_eval_rows`) and score them.
 
-    Returns ``(metrics, predictions)``; writes one JSON line per row to ``predictions_file`` if given.
+    ``shard=(rank, world_size)``: under data parallelism each rank generates every world_size-th
+    row (``batch_size`` is per device) and the replies are gathered, so every rank returns the
+    metrics of the whole set. Returns ``(metrics, predictions)``; writes one JSON line per row to
+    ``predictions_file`` if given.
     """
-    preds = generate_replies(model, tokenizer, [r["prompt_ids"] for r in rows], generation_config, batch_size)
+    rank, world = shard
+    mine = generate_replies(model, tokenizer, [r["prompt_ids"] for r in rows[rank::world]], generation_config, batch_size)
+    if world > 1:
+        import torch.distributed as dist
+
+        parts: list = [None] * world
+        dist.all_gather_object(parts, mine)
+        preds = [None] * len(rows)
+        for r, part in enumerate(parts):
+            preds[r::world] = part
+    else:
+        preds = mine
     metrics = compute_metrics(preds, [r["reference"] for r in rows])
     if predictions_file is not None:
         path = Path(predictions_file)

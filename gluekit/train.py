@@ -143,6 +143,26 @@ def resolve_resume(output_dir: str | Path, resume: Any, overwrite: bool = False)
 
 # ---------------------------------------------------------------- trainer pieces
 
+def world_size() -> int:
+    """Processes in this data-parallel job (torchrun sets WORLD_SIZE)."""
+    import os
+
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def adapter_checksums(model) -> list[float]:
+    """One float per rank: the sum of |trainable weights| (equal on every rank when DDP syncs)."""
+    import torch
+    import torch.distributed as dist
+
+    local = float(sum(p.detach().double().abs().sum() for p in model.parameters() if p.requires_grad))
+    if not (dist.is_available() and dist.is_initialized()):
+        return [local]
+    out = [None] * dist.get_world_size()
+    dist.all_gather_object(out, local)
+    return [float(torch.tensor(x)) for x in out]
+
+
 def _trainer_classes():
     from transformers import Seq2SeqTrainer, TrainerCallback
 
@@ -165,6 +185,7 @@ def _trainer_classes():
             metrics, _ = evaluate_rows(
                 self.model, self.processing_class, rows, self.args.generation_config,
                 batch_size=self.args.per_device_eval_batch_size, predictions_file=out_file,
+                shard=(self.args.process_index, self.args.world_size),
             )
             metrics = {f"{metric_key_prefix}_{k}": round(v, 4) for k, v in metrics.items()}
             metrics[f"{metric_key_prefix}_samples"] = len(rows)
@@ -204,8 +225,16 @@ def build_trainer(cfg: FinetuneConfig, model, tokenizer, data: PreparedData, pri
     import torch
 
     GenerationEvalTrainer, NanGuard, LogPrinter = _trainer_classes()
-    if not torch.cuda.is_available() and "dataloader_pin_memory" not in cfg.training_args:
-        arg_overrides.setdefault("dataloader_pin_memory", False)  # pinning needs a GPU (else a warning)
+    if not torch.cuda.is_available():
+        if "dataloader_pin_memory" not in cfg.training_args:
+            arg_overrides.setdefault("dataloader_pin_memory", False)  # pinning needs a GPU (else a warning)
+        if world_size() > 1:
+            # Under torchrun on CPU, transformers/accelerate set up DDP only with use_cpu=True; with
+            # ddp_backend="gloo" alone each rank trains on its shard and gradients are never averaged.
+            arg_overrides["use_cpu"] = True
+            arg_overrides.setdefault("ddp_backend", "gloo")
+        if world_size() > 1 and "ddp_find_unused_parameters" not in cfg.training_args:
+            arg_overrides.setdefault("ddp_find_unused_parameters", False)  # every LoRA weight gets a gradient
     args = cfg.training_arguments(getattr(model, "generation_config", None), **arg_overrides)
     cbs = [NanGuard()] + ([LogPrinter()] if print_logs else []) + list(callbacks or [])
     trainer = GenerationEvalTrainer(
@@ -256,7 +285,11 @@ def train(config: str | Path | FinetuneConfig, data_dir: str | Path, model: str 
     if data.report.empty:
         print(f"dropped {len(data.report.empty)} training sample(s) with no reply token left "
               f"(lines {data.report.empty[:10]}): {data.report.summary()}")
-    # 2) the model, then the adapter (PEFT must wrap the loaded weights)
+    # 2) the model, then the adapter (PEFT must wrap the loaded weights). Seed first: LoRA's A
+    #    matrices are drawn when PEFT wraps the model, before the Trainer would seed anything.
+    from transformers import set_seed
+
+    set_seed(cfg.training_args.get("seed", 42))
     net = load_model(model, trust_remote_code)
     note = None
     peft_config = cfg.peft_config_object()
@@ -277,10 +310,14 @@ def train(config: str | Path | FinetuneConfig, data_dir: str | Path, model: str 
     test_metrics = {}
     if data.test_rows:
         test_metrics = trainer.evaluate(data.test_rows, metric_key_prefix="test")
+    sums = adapter_checksums(trainer.model)
+    if max(sums) - min(sums) > 1e-6 * max(1.0, abs(max(sums))):
+        raise TrainingError(f"the adapters differ between the {len(sums)} ranks ({sums}): gradients were not synchronised.")
     if trainer.is_world_process_zero():
         with open(output_dir / "run_summary.json", "w", encoding="utf-8") as f:
             json.dump({"train": result.metrics, "test": test_metrics, "lengths": data.report.summary(),
-                       "resumed_from": checkpoint.name if checkpoint else None}, f, indent=2, ensure_ascii=False)
+                       "resumed_from": checkpoint.name if checkpoint else None, "world_size": len(sums),
+                       "ranks_in_sync": True}, f, indent=2, ensure_ascii=False)
     return RunResult(trainer, cfg, data.report, adapter_dir, result.metrics, test_metrics, checkpoint, note)
 
 

@@ -1,0 +1,78 @@
+"""Data parallelism with torchrun on 2 CPU processes (gloo), compared with one process."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COMMON = ["-o", "training_args.train_sampling_strategy=sequential", "-o", "training_args.max_steps=-1",
+          "-o", "training_args.num_train_epochs=1", "-o", "training_args.save_steps=4", "-o", "training_args.eval_steps=8",
+          "-o", "training_args.log_level=warning", "-o", "training_args.logging_steps=2"]
+
+
+def run(cmd, cwd):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    r = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=600, env=env)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
+    return r
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, demo_dir):
+    tmp = tmp_path_factory.mktemp("ddp")
+    (tmp / "data").mkdir()
+    for name, n in (("train.jsonl", 64), ("dev.jsonl", 8)):
+        lines = (demo_dir / name).read_text(encoding="utf-8").splitlines()[:n]
+        (tmp / "data" / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    cfg = os.path.join(ROOT, "configs", "tiny.yaml")
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    out = {}
+    out["ddp"] = run(torchrun + ["-m", "gluekit", "train", cfg, "--data-dir", "data", *COMMON,
+                                 "-o", "training_args.per_device_train_batch_size=4", "-o", "training_args.output_dir=ddp"], tmp)
+    out["one_b8"] = run([sys.executable, "-m", "gluekit", "train", cfg, "--data-dir", "data", *COMMON,
+                         "-o", "training_args.per_device_train_batch_size=8", "-o", "training_args.output_dir=one_b8"], tmp)
+    out["one_b4"] = run([sys.executable, "-m", "gluekit", "train", cfg, "--data-dir", "data", *COMMON,
+                         "-o", "training_args.per_device_train_batch_size=4", "-o", "training_args.output_dir=one_b4"], tmp)
+    return tmp, out
+
+
+def state(tmp, name):
+    return json.loads((tmp / name / "trainer_state.json").read_text(encoding="utf-8"))
+
+
+def test_ranks_stay_in_sync(runs):
+    tmp, _ = runs
+    summary = json.loads((tmp / "ddp" / "run_summary.json").read_text(encoding="utf-8"))
+    assert summary["world_size"] == 2 and summary["ranks_in_sync"] is True
+
+
+def test_two_processes_halve_the_steps_per_epoch(runs):
+    tmp, _ = runs
+    assert state(tmp, "one_b4")["max_steps"] == 16
+    assert state(tmp, "ddp")["max_steps"] == 8 == state(tmp, "one_b8")["max_steps"]
+
+
+def test_matches_one_process_with_twice_the_batch(runs):
+    from safetensors.torch import load_file
+
+    tmp, _ = runs
+    a = load_file(str(tmp / "ddp" / "adapter" / "adapter_model.safetensors"))
+    b = load_file(str(tmp / "one_b8" / "adapter" / "adapter_model.safetensors"))
+    assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-3
+    la = [round(e["loss"], 3) for e in state(tmp, "ddp")["log_history"] if "loss" in e]
+    lb = [round(e["loss"], 3) for e in state(tmp, "one_b8")["log_history"] if "loss" in e]
+    assert la == pytest.approx(lb, abs=2e-3)
+
+
+def test_only_rank_zero_writes(runs):
+    tmp, out = runs
+    assert sorted(p.name for p in (tmp / "ddp").iterdir()) == sorted(p.name for p in (tmp / "one_b8").iterdir())
+    assert \
+        sorted(p.name for p in (tmp / "ddp" / "eval_predictions").iterdir()) == ["eval-step-8.jsonl", "test-step-8.jsonl"]
+    assert out["ddp"].stdout.count("adapter saved to") == 1
+    evals = [e for e in state(tmp, "ddp")["log_history"] if "eval_samples" in e]
+    assert evals[0]["eval_samples"] == 14  # every dev reply, split across the 2 ranks and gathered
+    shutil.rmtree(tmp)
