@@ -70,8 +70,8 @@ def test_matches_one_process_with_twice_the_batch(runs):
 def test_only_rank_zero_writes(runs):
     tmp, out = runs
     assert sorted(p.name for p in (tmp / "ddp").iterdir()) == sorted(p.name for p in (tmp / "one_b8").iterdir())
-    assert \
-        sorted(p.name for p in (tmp / "ddp" / "eval_predictions").iterdir()) == ["eval-step-8.jsonl", "test-step-8.jsonl"]
+    preds = sorted(p.name for p in (tmp / "ddp" / "eval_predictions").iterdir())
+    assert preds == ["eval-step-8.jsonl", "test-step-8.jsonl"]
     assert out["ddp"].stdout.count("adapter saved to") == 1
     evals = [e for e in state(tmp, "ddp")["log_history"] if "eval_samples" in e]
     assert evals[0]["eval_samples"] == 14  # every dev reply, split across the 2 ranks and gathered
