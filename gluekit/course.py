@@ -84,3 +84,23 @@ def batch_origins(dataloader, n_batches: int = 8) -> list[dict]:
         worker, pid = batch["_origin"].tolist()
         out.append({"batch": i, "worker": worker, "pid": pid, "keys": batch["_keys"]})
     return out
+
+
+def run_cli(args: list[str], nproc: int = 1, cwd=None):
+    """Run ``gluekit ARGS`` in a subprocess (under ``torch.distributed.run`` when ``nproc`` > 1).
+
+    Returns the ``CompletedProcess``; raises ``RuntimeError`` with the end of stderr on failure.
+    One thread per process: 2 processes on 2 cores would otherwise oversubscribe them.
+    """
+    import os
+    import subprocess
+    import sys
+
+    launcher = [sys.executable]
+    if nproc > 1:
+        launcher += ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc)]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    r = subprocess.run(launcher + ["-m", "gluekit", *args], capture_output=True, text=True, env=env, cwd=cwd)
+    if r.returncode != 0:
+        raise RuntimeError(f"gluekit {' '.join(args[:1])} failed:\n{r.stderr[-3000:]}")
+    return r

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import shutil
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from typing import Any
 
 from .config import FinetuneConfig, load_config
 from .data import IGNORE_INDEX, LengthReport, build_eval_rows, build_train_dataset, data_file, read_jsonl
-from .errors import GluekitError
+from .errors import DataError, GluekitError
 from .evaluate import evaluate_rows
 
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
@@ -70,7 +71,7 @@ class PreparedData:
 def prepare_data(cfg: FinetuneConfig, data_dir: str | Path, tokenizer, on_empty: str = "drop") -> PreparedData:
     """Read, validate and tokenise the train / val / test files named in ``data_config``."""
     dc = cfg.data_config
-    problems = []
+    problems, total = [], 0
     files = {}
     for key in ("train_file", "val_file", "test_file"):
         name = getattr(dc, key)
@@ -80,8 +81,9 @@ def prepare_data(cfg: FinetuneConfig, data_dir: str | Path, tokenizer, on_empty:
             files[key] = read_jsonl(data_file(data_dir, name))
         except GluekitError as e:
             problems += [f"data_config.{key}: {p}" for p in e.problems]
+            total += getattr(e, "total", len(e.problems))
     if problems:
-        raise GluekitError(problems, str(data_dir)) from None
+        raise DataError(problems, str(data_dir), total=total) from None
     train, report = build_train_dataset(
         files["train_file"], tokenizer, cfg.combine, cfg.max_input_length, cfg.max_output_length,
         num_proc=dc.num_proc, on_empty=on_empty, source=dc.train_file,
@@ -126,9 +128,9 @@ def resolve_resume(output_dir: str | Path, resume: Any, overwrite: bool = False)
             raise TrainingError(
                 f"`training_args.output_dir`: {out} already holds {', '.join(p.name for p in ckpts)}. "
                 "Resume with --resume latest (or a step), pick another output_dir, or pass --overwrite to start over.")
-        if ckpts and overwrite:
+        if ckpts and overwrite and int(os.environ.get("RANK", "0")) == 0:  # one process deletes, not each rank
             for p in ckpts:
-                shutil.rmtree(p)
+                shutil.rmtree(p, ignore_errors=True)
         return None
     if word in ("yes", "true", "latest", "auto"):
         return ckpts[-1] if ckpts else None
@@ -145,8 +147,6 @@ def resolve_resume(output_dir: str | Path, resume: Any, overwrite: bool = False)
 
 def world_size() -> int:
     """Processes in this data-parallel job (torchrun sets WORLD_SIZE)."""
-    import os
-
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
