@@ -1,7 +1,7 @@
 """The embedded tiny GLM: a GLM-4-style tokenizer and a randomly initialised native ``GlmForCausalLM``.
 
 What it is: transformers' own GLM class (``model_type: glm``, the class of ``glm-4-9b-chat-hf``,
-same module names: ``q_proj/k_proj/v_proj/o_proj/gate_up_proj/down_proj``) shrunk to about 1.2M
+same module names: ``q_proj/k_proj/v_proj/o_proj/gate_up_proj/down_proj``) shrunk to about 2.4M
 parameters, with a byte-level BPE tokenizer that carries GLM-4's special tokens and chat format.
 What it is not: a language model. Its weights are random; it knows nothing until LoRA teaches it
 the demo task, and it cannot chat about anything else.
