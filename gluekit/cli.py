@@ -37,14 +37,55 @@ def cmd_check(args) -> int:
 
     data_dir = _data_dir(args)
     cfg = load_config(args.config, args.overrides, data_dir=data_dir)
+    target_note = _check_targets(cfg, args.model, args.trust_remote_code)
     print(f"config {args.config}: OK")
-    for note in cfg.notes:
+    for note in cfg.notes + ([target_note] if target_note else []):
         print(f"note: {note}")
     tok = load_tokenizer(args.model, args.trust_remote_code)
     data = prepare_data(cfg, data_dir, tok, on_empty="raise" if args.strict else "drop")
     print(f"data {data_dir}: train {data.report.summary()}")
+    if data.report.empty:
+        lines = ", ".join(map(str, data.report.empty[:20])) + (" ..." if len(data.report.empty) > 20 else "")
+        print(f"note: {len(data.report.empty)} training sample(s) lose every reply token to the length limit and will be "
+              f"skipped: {cfg.data_config.train_file} lines {lines}. Raise max_input_length/max_output_length, "
+              "or use --strict to fail on them.")
     print(f"eval samples: val {len(data.eval_rows)}, test {len(data.test_rows)}")
     return 0
+
+
+def _check_targets(cfg, model, trust_remote_code: bool) -> str | None:
+    """LoRA ``target_modules`` against the model's layer names, on a meta-device copy (no weights).
+
+    Raises :class:`ConfigError` when a name matches nothing; returns resolve_targets' note (or a
+    note saying why the check was skipped).
+    """
+    from .errors import ConfigError
+
+    pc = cfg.peft_config or {}
+    tm = pc.get("target_modules")
+    if pc.get("peft_type") != "LORA" or tm is None or tm == "all-linear":
+        return None
+    try:
+        import torch
+        from transformers import AutoConfig, AutoModelForCausalLM
+
+        from .models import model_path
+        from .quiet import quiet_progress
+
+        with quiet_progress():
+            conf = AutoConfig.from_pretrained(model_path(model), trust_remote_code=trust_remote_code)
+            with torch.device("meta"):
+                net = AutoModelForCausalLM.from_config(conf, trust_remote_code=trust_remote_code)
+    except Exception as e:  # no network, remote code refused ...: the check is skipped, not failed
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        return f"peft_config.target_modules not checked against the model ({first})."
+    from .lora import resolve_targets
+
+    try:
+        return resolve_targets(net, tm).note
+    except ConfigError as e:
+        source = cfg.path.name if cfg.path else None
+        raise ConfigError(e.problems, source) from None
 
 
 def cmd_plan(args) -> int:
@@ -114,6 +155,14 @@ def cmd_merge(args) -> int:
     return 0
 
 
+def cmd_plot(args) -> int:
+    from .report import save_run_plot
+
+    out = args.out or Path(args.run_dir) / "training_curves.png"
+    print(f"plot saved to {save_run_plot(args.run_dir, out)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gluekit", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -158,12 +207,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--adapter", required=True)
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_merge)
+
+    p = sub.add_parser("plot", help="draw a finished run's loss, learning rate and eval metrics into a PNG")
+    p.add_argument("run_dir", help="the run's output_dir (holding trainer_state.json)")
+    p.add_argument("--out", default=None, help="PNG file to write (default: RUN_DIR/training_curves.png)")
+    p.set_defaults(func=cmd_plot)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        # GLM-4's order puts RESUME last, possibly after -o options: argparse leaves it over.
+        if args.command == "train" and all(not x.startswith("-") for x in extra):
+            args.positional += extra
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if not hasattr(args, "model"):
         args.model, args.trust_remote_code = None, False
     try:
@@ -178,6 +238,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gluekit {args.command}: interrupted; `gluekit train ... --resume latest` continues from the last checkpoint.",
               file=sys.stderr)
         return 130
+    except OSError as e:  # disk full, permission denied, model download failed ...: the machine, not gluekit
+        import errno
+
+        fix = {errno.ENOSPC: " Free some disk space; `gluekit train ... --resume latest` then continues from the last "
+                             "complete checkpoint.",
+               errno.EACCES: " Fix the folder's permissions or choose another output_dir.",
+               errno.EPERM: " Fix the folder's permissions or choose another output_dir."}.get(e.errno, "")
+        print(f"gluekit {args.command}: {e}.{fix}", file=sys.stderr)
+        return 1
+    except Exception as e:
+        if type(e).__name__ != "OutOfMemoryError":  # torch.OutOfMemoryError (CUDA); anything else is a bug: traceback
+            raise
+        print(f"gluekit {args.command}: out of GPU memory ({str(e).splitlines()[0] if str(e) else 'no details'}). "
+              "Lower per_device_train_batch_size (raise gradient_accumulation_steps to keep the global batch), "
+              "max_input_length/max_output_length or per_device_eval_batch_size, then `--resume latest`.", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -28,16 +28,34 @@ MAX_REPORTED = 50  # problems listed per file before "... and N more"
 
 # ---------------------------------------------------------------- reading and validation
 
+# Role names from other chat formats, and what GLM-4 calls them.
+ROLE_HINTS = {
+    "tool": " (GLM-4 calls a tool result \"observation\")",
+    "function": " (GLM-4 calls a tool result \"observation\")",
+    "human": " (ShareGPT's \"human\" is GLM-4's \"user\")",
+    "gpt": " (ShareGPT's \"gpt\" is GLM-4's \"assistant\")",
+    "bot": " (write \"assistant\")",
+    "model": " (Gemini's \"model\" is GLM-4's \"assistant\")",
+    "developer": " (OpenAI's \"developer\" is GLM-4's \"system\")",
+}
+
+
 def check_conversation(obj: Any) -> list[str]:
     """Problems with one parsed JSONL line (empty list = valid)."""
     if not isinstance(obj, dict):
-        return [f"each line must be a JSON object like {{\"messages\": [...]}}, got {type(obj).__name__}"]
+        hint = " (a JSON array: write one conversation object per line)" if isinstance(obj, list) else ""
+        return [f"each line must be a JSON object like {{\"messages\": [...]}}, got {type(obj).__name__}{hint}"]
     if "messages" not in obj:
-        extra = " (this looks like an instruction/output record; convert it to messages)" if {"instruction", "output", "prompt"} & set(obj) else ""
+        extra = ""
+        if {"instruction", "output", "prompt"} & set(obj):
+            extra = " (this looks like an instruction/output record; convert it to messages)"
+        elif "conversations" in obj:
+            extra = " (this looks like ShareGPT's \"conversations\" with from/value; convert it to messages with role/content)"
         return [f"missing key \"messages\"{extra}; keys found: {sorted(obj)}"]
     msgs = obj["messages"]
     if not isinstance(msgs, list) or not msgs:
-        return ["\"messages\" must be a non-empty list of {\"role\", \"content\"} objects"]
+        got = "an empty list" if msgs == [] else type(msgs).__name__
+        return [f"\"messages\" must be a non-empty list of {{\"role\", \"content\"}} objects, got {got}"]
     problems = []
     for i, m in enumerate(msgs):
         where = f"messages[{i}]"
@@ -45,16 +63,28 @@ def check_conversation(obj: Any) -> list[str]:
             problems.append(f"{where} must be an object with role and content, got {type(m).__name__}")
             continue
         role = m.get("role")
-        if role not in ROLES:
-            hint = " (GLM-4 calls a tool result \"observation\")" if role in ("tool", "function") else ""
+        if "role" not in m:
+            keys = f"; keys found: {sorted(m)}" + (" (ShareGPT's from/value: rename to role/content)" if "from" in m else "")
+            problems.append(f"{where} has no \"role\"{keys}")
+        elif role not in ROLES:
+            hint = ROLE_HINTS.get(role, "") if isinstance(role, str) else ""
             problems.append(f"{where}.role {role!r} is not one of {', '.join(ROLES)}{hint}")
         content = m.get("content")
         if not isinstance(content, str):
-            problems.append(f"{where}.content must be a string, got {type(content).__name__}")
+            if isinstance(content, list):
+                problems.append(f"{where}.content must be a string, got list (content parts are not supported: join the text into one string)")
+            elif content is None and "tool_calls" in m:
+                problems.append(f"{where}.content must be a string, got NoneType (OpenAI tool_calls are not read: "
+                                "GLM-4 writes the call as text, the tool name, a newline, then the JSON arguments)")
+            else:
+                problems.append(f"{where}.content must be a string, got {type(content).__name__}")
         if role == "system" and i != 0:
             problems.append(f"{where}: a system message must come first")
-        if m.get("tools") is not None and role != "system":
+        tools = m.get("tools")
+        if tools is not None and role != "system":
             problems.append(f"{where}: only the system message may carry \"tools\"")
+        elif tools is not None and not isinstance(tools, list):
+            problems.append(f"{where}.tools must be a list of tool definitions, got {type(tools).__name__}")
         if role == "observation" and (i == 0 or not isinstance(msgs[i - 1], dict) or msgs[i - 1].get("role") != "assistant"):
             problems.append(f"{where}: an observation (tool result) must follow an assistant tool call")
     if problems:
@@ -64,13 +94,26 @@ def check_conversation(obj: Any) -> list[str]:
         problems.append("no assistant reply: nothing to learn from this conversation")
     elif not assistants[-1]["content"].strip():
         problems.append("the last assistant reply is empty (GLM-4's script crashes on it: '151337 is not in list')")
+    elif msgs[-1]["role"] != "assistant":
+        last = msgs[-1]["role"]
+        problems.append(f"the conversation ends with {'an' if last == 'observation' else 'a'} {last} message after the last assistant reply "
+                        "(with combine: true it would be trained as part of the reply); end it with the reply or drop the trailing turn")
     return problems
+
+
+def _decode_problem(line: bytes, e: UnicodeDecodeError) -> str:
+    try:
+        line.decode("gb18030")
+        return f"not UTF-8 (byte {e.start}); it reads as GBK/GB18030 (a Chinese Windows encoding): re-save the file as UTF-8"
+    except UnicodeDecodeError:
+        return f"not UTF-8 (byte {e.start}); re-save the file as UTF-8"
 
 
 def read_jsonl(path: str | Path) -> list[dict]:
     """Read a ``{"messages": [...]}`` JSONL file; raise one :class:`DataError` listing every bad line.
 
-    Blank lines are skipped; a UTF-8 byte-order mark and Windows line ends are accepted.
+    Blank lines are skipped; a UTF-8 byte-order mark and Windows line ends are accepted. Each
+    problem reads ``file:line: ...`` (1-based lines, blank lines counted).
     """
     path = Path(path)
     if path.is_dir():
@@ -79,30 +122,40 @@ def read_jsonl(path: str | Path) -> list[dict]:
         raise DataError(f"{path}: file not found.")
     raw = path.read_bytes()
     rows, problems = [], []
+    first_line = None  # number of the first non-blank line
     for lineno, line in enumerate(raw.split(b"\n"), start=1):
-        if lineno == 1 and line.startswith(b"\xef\xbb\xbf"):
+        if line.startswith(b"\xef\xbb\xbf"):  # a byte-order mark (also mid-file, where files were concatenated)
             line = line[3:]
+        line = line.rstrip(b"\r")  # Windows line ends
         if not line.strip():
             continue
+        if first_line is None:
+            first_line = lineno
         try:
             text = line.decode("utf-8")
         except UnicodeDecodeError as e:
-            problems.append(f"{path.name}:{lineno}: not UTF-8 (byte {e.start}); re-save the file as UTF-8")
+            problems.append(f"{path.name}:{lineno}: {_decode_problem(line, e)}")
             continue
         try:
             obj = json.loads(text)
         except json.JSONDecodeError as e:
-            problems.append(f"{path.name}:{lineno}: invalid JSON at column {e.colno}: {e.msg}")
+            if lineno == first_line and line.strip() in (b"[", b"{"):  # pretty-printed JSON, not JSONL
+                problems = [f"{path.name}:{lineno}: the file is one JSON document spread over many lines, not JSON Lines; "
+                            "write one {\"messages\": [...]} object per line"]
+                break
+            msg = f"{e.msg} column {e.colno}" if e.msg.endswith(" at") else e.msg  # "Unterminated string starting at"
+            problems.append(f"{path.name}:{lineno}: invalid JSON at column {e.colno}: {msg}")
             continue
-        for p in check_conversation(obj):
+        found = check_conversation(obj)
+        for p in found:
             problems.append(f"{path.name}:{lineno}: {p}")
-        if not problems:
+        if not found:
             rows.append({"messages": obj["messages"], "line": lineno})
     if problems:
         shown = problems[:MAX_REPORTED]
         if len(problems) > MAX_REPORTED:
             shown.append(f"... and {len(problems) - MAX_REPORTED} more")
-        raise DataError(shown, str(path.name))
+        raise DataError(shown, str(path.name), total=len(problems))
     if not rows:
         raise DataError(f"{path.name}: no conversations (the file is empty).")
     return rows
@@ -147,6 +200,11 @@ class SpecialIds:
 
 
 def _render(tokenizer, messages: list[dict], **kw) -> list[int]:
+    # gluekit cuts long sequences itself and reports it (LengthReport), so the tokenizer's one-off
+    # "Token indices sequence length is longer than ..." warning on stderr only misleads.
+    warned = getattr(tokenizer, "deprecation_warnings", None)
+    if isinstance(warned, dict):
+        warned["sequence-length-is-longer-than-the-specified-maximum"] = True
     return list(tokenizer.apply_chat_template(messages, tokenize=True, return_dict=False, **kw))
 
 
@@ -304,7 +362,7 @@ def build_train_dataset(rows: list[dict], tokenizer, combine: bool, max_input_le
     if report.empty and on_empty == "raise":
         raise DataError([f"{source}:{ln}: no reply token survives the cut to {max_length} tokens "
                          f"(max_input_length + max_output_length + 1); raise the limits or shorten it"
-                         for ln in report.empty[:MAX_REPORTED]], source)
+                         for ln in report.empty[:MAX_REPORTED]], source, total=len(report.empty))
     if empty_idx:
         keep = sorted(set(range(len(ds))) - set(empty_idx))
         ds = ds.select(keep)

@@ -11,10 +11,12 @@ class GluekitError(ValueError):
 
     kind = "input"
 
-    def __init__(self, problems: list[str] | str, source: str | None = None):
+    def __init__(self, problems: list[str] | str, source: str | None = None, total: int | None = None):
         self.problems = [problems] if isinstance(problems, str) else list(problems)
         self.source = source
-        head = f"{len(self.problems)} {self.kind} problem(s)"
+        # how many were found: ``problems`` may list only the first ones, then "... and N more"
+        self.total = total if total is not None else len(self.problems)
+        head = f"{self.total} {self.kind} problem(s)"
         if source:
             head += f" in {source}"
         super().__init__(head + ":\n" + "\n".join(f"  - {p}" for p in self.problems))

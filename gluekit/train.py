@@ -99,38 +99,107 @@ def prepare_data(cfg: FinetuneConfig, data_dir: str | Path, tokenizer, on_empty:
 
 # ---------------------------------------------------------------- output folder and resume
 
-def list_checkpoints(output_dir: str | Path) -> list[Path]:
-    """Complete checkpoints (those with a trainer_state.json, written last), oldest first."""
+# What a run leaves in output_dir; a fresh run refuses to mix its results with these.
+RUN_OUTPUTS = ("adapter", "eval_predictions", "trainer_state.json", "run_summary.json",
+               "all_results.json", "train_results.json", "eval_results.json", "test_results.json")
+
+
+def checkpoint_problem(folder: str | Path) -> str | None:
+    """Why ``folder`` (a ``checkpoint-N``) cannot be resumed from, or None if it is complete.
+
+    The Trainer writes trainer_state.json LAST (after weights, optimizer, scheduler and RNG state;
+    transformers 5 ``Trainer._save_checkpoint``), so a run killed while saving leaves a folder
+    without it, or with a cut-off copy. Either way the folder is skipped, never resumed from
+    (resuming would silently start with a fresh optimizer). A state whose ``global_step`` differs
+    from the folder's number was copied from elsewhere and is skipped too.
+    """
+    p = Path(folder)
+    m = CHECKPOINT_RE.match(p.name)
+    state = p / "trainer_state.json"
+    if not state.is_file():
+        return "no trainer_state.json (the Trainer writes it last, so saving was interrupted)"
+    try:
+        st = json.loads(state.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return "trainer_state.json is cut off or unreadable (saving was interrupted)"
+    if not isinstance(st, dict):
+        return "trainer_state.json does not hold a Trainer state"
+    step = st.get("global_step")
+    if m and step is not None and step != int(m.group(1)):
+        return f"trainer_state.json is for step {step}, not {m.group(1)}"
+    return None
+
+
+def incomplete_checkpoints(output_dir: str | Path) -> list[tuple[Path, str]]:
+    """``(folder, reason)`` for every ``checkpoint-N`` folder that :func:`list_checkpoints` skips."""
     out = Path(output_dir)
     if not out.is_dir():
         return []
     found = []
     for p in out.iterdir():
         m = CHECKPOINT_RE.match(p.name)
-        if m and p.is_dir() and (p / "trainer_state.json").is_file():
+        if m and p.is_dir():
+            why = checkpoint_problem(p)
+            if why:
+                found.append((int(m.group(1)), p, why))
+    return [(p, why) for _, p, why in sorted(found)]
+
+
+def list_checkpoints(output_dir: str | Path) -> list[Path]:
+    """Complete checkpoints, oldest first (see :func:`checkpoint_problem` for what "complete" means)."""
+    out = Path(output_dir)
+    if not out.is_dir():
+        return []
+    found = []
+    for p in out.iterdir():
+        m = CHECKPOINT_RE.match(p.name)
+        if m and p.is_dir() and checkpoint_problem(p) is None:
             found.append((int(m.group(1)), p))
     return [p for _, p in sorted(found)]
+
+
+def run_outputs(output_dir: str | Path) -> list[Path]:
+    """What earlier runs left in ``output_dir``: checkpoint folders (complete or not) and RUN_OUTPUTS."""
+    out = Path(output_dir)
+    if not out.is_dir():
+        return []
+    def order(p: Path):  # checkpoints by step first, then the rest by name
+        m = CHECKPOINT_RE.match(p.name)
+        return (0, int(m.group(1)), "") if m else (1, 0, p.name)
+
+    found = [p for p in out.iterdir() if (CHECKPOINT_RE.match(p.name) and p.is_dir()) or p.name in RUN_OUTPUTS]
+    return sorted(found, key=order)
 
 
 def resolve_resume(output_dir: str | Path, resume: Any, overwrite: bool = False) -> Path | None:
     """Turn a resume request into a checkpoint folder (or None for a fresh start).
 
-    ``resume``: None / False / "no" = fresh; True / "yes" / "latest" / "auto" = newest checkpoint
-    (fresh if there is none); an integer N or "N" = ``checkpoint-N``. A fresh start into a folder
-    that already holds checkpoints is refused unless ``overwrite`` (GLM-4's script silently skipped
-    training for "no"; gluekit trains).
+    ``resume``: None / False / "no" = fresh; True / "yes" / "latest" / "auto" = newest complete
+    checkpoint (fresh if there is none; an absent output_dir is fine); an integer N or "N" =
+    ``checkpoint-N``, which must exist and be complete. A fresh start into a folder that holds an
+    earlier run's results is refused unless ``overwrite``, which deletes those results (checkpoints,
+    adapter, eval predictions, states) and nothing else. GLM-4's script silently skipped training
+    for "no"; gluekit trains.
     """
     out = Path(output_dir)
     ckpts = list_checkpoints(out)
     word = str(resume).strip().lower() if resume is not None else "no"
     if word in ("no", "false", "none", "fresh", ""):
+        leftovers = run_outputs(out)
         if ckpts and not overwrite:
             raise TrainingError(
                 f"`training_args.output_dir`: {out} already holds {', '.join(p.name for p in ckpts)}. "
                 "Resume with --resume latest (or a step), pick another output_dir, or pass --overwrite to start over.")
-        if ckpts and overwrite and int(os.environ.get("RANK", "0")) == 0:  # one process deletes, not each rank
-            for p in ckpts:
-                shutil.rmtree(p, ignore_errors=True)
+        if leftovers and not overwrite:
+            raise TrainingError(
+                f"`training_args.output_dir`: {out} already holds an earlier run's results "
+                f"({', '.join(p.name for p in leftovers)}). Pick another output_dir, or pass --overwrite to replace them.")
+        if leftovers and overwrite and int(os.environ.get("RANK", "0")) == 0:  # one process deletes, not each rank
+            for p in leftovers:
+                if p.is_dir():
+                    shutil.rmtree(p, ignore_errors=True)
+                else:
+                    p.unlink(missing_ok=True)
         return None
     if word in ("yes", "true", "latest", "auto"):
         return ckpts[-1] if ckpts else None
@@ -138,6 +207,9 @@ def resolve_resume(output_dir: str | Path, resume: Any, overwrite: bool = False)
         target = out / f"checkpoint-{int(word)}"
         if target not in ckpts:
             have = ", ".join(p.name for p in ckpts) or "none"
+            if target.is_dir():
+                raise TrainingError(f"resume: {target} is incomplete: {checkpoint_problem(target)} (complete checkpoints: "
+                                    f"{have}). Resume from one of those, or use --resume latest.")
             raise TrainingError(f"resume: {target} does not exist or is incomplete (complete checkpoints: {have}).")
         return target
     raise TrainingError(f"resume: {resume!r} is not understood. Use latest, a step number, or no.")
@@ -163,6 +235,74 @@ def adapter_checksums(model) -> list[float]:
     return [float(torch.tensor(x)) for x in out]
 
 
+# ---------------------------------------------------------------- faults, for tests and demos only
+
+FAULT_ENV = "GLUEKIT_TEST_FAULT"
+"""``ACTION@PHASE:STEP`` makes a run fail on purpose, to test that it recovers. Never set it otherwise.
+
+ACTION: ``kill`` (the process SIGKILLs itself), ``pause`` (write the marker file named by
+``GLUEKIT_TEST_FAULT_FILE``, then sleep until killed from outside), ``nan`` (set the trainable
+weights to NaN, so the next loss is NaN). PHASE and STEP say where:
+``step:N`` during optimizer step N, after backward and before the optimizer applies it;
+``eval:N`` during the evaluation at step N, replies generated but metrics not logged yet;
+``save:N`` while checkpoint-N is being written: weights written, optimizer/RNG/trainer_state not yet.
+``nan`` is only meaningful with ``step``. Example: ``GLUEKIT_TEST_FAULT=kill@save:20``.
+"""
+FAULT_FILE_ENV = "GLUEKIT_TEST_FAULT_FILE"
+_FAULT_RE = re.compile(r"(kill|pause|nan)@(step|eval|save):(\d+)")
+
+
+def parse_fault(text: str | None) -> tuple[str, str, int] | None:
+    """``"kill@save:20"`` -> ``("kill", "save", 20)``; None for an unset or empty variable."""
+    if not text or not text.strip():
+        return None
+    m = _FAULT_RE.fullmatch(text.strip())
+    if not m:
+        raise TrainingError(f"{FAULT_ENV}={text!r}: expected ACTION@PHASE:STEP with ACTION kill, pause or nan and "
+                            "PHASE step, eval or save, e.g. kill@save:20. Unset it for a normal run.")
+    return m.group(1), m.group(2), int(m.group(3))
+
+
+def _fire_fault(action: str, where: str, model=None) -> None:
+    import signal
+    import sys
+    import time
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if action == "nan":
+        import torch
+
+        with torch.no_grad():
+            for p in model.parameters():
+                if p.requires_grad:
+                    p.fill_(float("nan"))
+        return
+    if action == "pause":
+        marker = os.environ.get(FAULT_FILE_ENV)
+        if marker:  # written whole, then renamed: whoever polls for it never reads it half-written
+            Path(marker + ".tmp").write_text(where + "\n", encoding="utf-8")
+            os.replace(marker + ".tmp", marker)
+        time.sleep(3600)  # until the test kills this process
+    os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))
+
+
+def nan_message(loss: float | str, step: int, learning_rate: float, label_tokens: int | None, output_dir: str | Path,
+                what: str = "training loss") -> str:
+    """Why a non-finite loss (or gradient) usually happens, and where to restart from."""
+    causes = [f"a learning rate too high ({learning_rate:.3g} now; LoRA usually trains at 1e-4 to 1e-3)",
+              "fp16 on GLM-4 (use bf16: true, or neither on CPU)"]
+    if label_tokens == 0:
+        causes.insert(0, "this batch has no label tokens (every reply cut away: check the length limits)")
+    else:
+        causes.append("a batch with no label tokens")
+    ckpts = list_checkpoints(output_dir)
+    where = (f"The last complete checkpoint is {ckpts[-1].name}: fix the cause, then resume with --resume latest "
+             "(or start again with --overwrite)." if ckpts else "No checkpoint was saved before it.")
+    return (f"{what} became {loss} at step {step}; training stopped before the optimizer applied it. "
+            f"Likely causes: {'; '.join(causes)}. {where}")
+
+
 def _trainer_classes():
     from transformers import Seq2SeqTrainer, TrainerCallback
 
@@ -173,9 +313,36 @@ def _trainer_classes():
         metrics are logged like any Trainer metric (``eval_rouge-1`` ... in trainer_state.json).
         """
 
-        def __init__(self, *args, eval_rows=None, processing_class=None, **kwargs):
+        def __init__(self, *args, eval_rows=None, processing_class=None, fault=None, **kwargs):
             super().__init__(*args, processing_class=processing_class, **kwargs)
             self.eval_rows = eval_rows or []
+            self.fault = fault  # (action, phase, step) from GLUEKIT_TEST_FAULT, tests only
+
+        def _maybe_fault(self, phase: str) -> None:
+            if self.fault and self.fault[1] == phase and self.fault[2] == self.state.global_step:
+                _fire_fault(self.fault[0], f"{phase}:{self.state.global_step}", self.model)
+
+        def training_step(self, model, inputs, *args, **kwargs):
+            """The Trainer's step, then a check: a NaN/inf loss stops training before the optimizer uses it.
+
+            (transformers' ``logging_nan_inf_filter``, on by default, would otherwise leave such
+            losses out of the logged average and train on.)
+            """
+            import torch
+
+            loss = super().training_step(model, inputs, *args, **kwargs)
+            if not bool(torch.isfinite(loss.detach()).all()):
+                labels = inputs.get("labels") if isinstance(inputs, dict) else None
+                n_labels = int((labels != IGNORE_INDEX).sum()) if labels is not None else None
+                lr = self.optimizer.param_groups[0]["lr"] if self.optimizer is not None else self.args.learning_rate
+                raise TrainingError(nan_message(float(loss.detach().float().mean()), self.state.global_step + 1, lr,
+                                                n_labels, self.args.output_dir))
+            return loss
+
+        def save_model(self, output_dir=None, _internal_call: bool = False):
+            super().save_model(output_dir, _internal_call)
+            if _internal_call:  # writing a checkpoint: weights are on disk, the rest is not yet
+                self._maybe_fault("save")
 
         def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval", **gen_kwargs):
             rows = eval_dataset if isinstance(eval_dataset, list) else self.eval_rows
@@ -187,6 +354,7 @@ def _trainer_classes():
                 batch_size=self.args.per_device_eval_batch_size, predictions_file=out_file,
                 shard=(self.args.process_index, self.args.world_size),
             )
+            self._maybe_fault("eval")
             metrics = {f"{metric_key_prefix}_{k}": round(v, 4) for k, v in metrics.items()}
             metrics[f"{metric_key_prefix}_samples"] = len(rows)
             self.log(metrics)
@@ -194,14 +362,37 @@ def _trainer_classes():
             return metrics
 
     class NanGuard(TrainerCallback):
-        """Stop at the first NaN/inf training loss with the step and the usual causes."""
+        """Stop when a logged loss is NaN/inf (a second line of defence: the per-step check in
+        ``GenerationEvalTrainer.training_step`` fires first; this one also guards other Trainers)."""
+
+        def on_pre_optimizer_step(self, args, state, control, model=None, optimizer=None, **kwargs):
+            """Finite loss, non-finite gradients (an overflow in backward): stop before the update too."""
+            import torch
+
+            grads = [p.grad for p in model.parameters() if p.requires_grad and p.grad is not None] if model is not None else []
+            if grads and not bool(torch.stack([torch.isfinite(g).all() for g in grads]).all()):
+                lr = optimizer.param_groups[0]["lr"] if optimizer is not None else args.learning_rate
+                raise TrainingError(nan_message("nan or inf", state.global_step + 1, lr, None, args.output_dir,
+                                                what="the gradients"))
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             loss = (logs or {}).get("loss")
             if loss is not None and not math.isfinite(loss):
-                raise TrainingError(
-                    f"training loss became {loss} at step {state.global_step}. Likely causes: fp16 on GLM-4 "
-                    f"(use bf16), a learning rate too high ({args.learning_rate}), or a batch with no label tokens.")
+                raise TrainingError(nan_message(loss, state.global_step, args.learning_rate, None, args.output_dir))
+
+    class FaultInjector(TrainerCallback):
+        """Test-only faults at a training step (see FAULT_ENV); eval and save faults live in the trainer."""
+
+        def __init__(self, fault):
+            self.action, self.phase, self.step = fault
+
+        def on_step_begin(self, args, state, control, model=None, **kwargs):
+            if self.action == "nan" and self.phase == "step" and state.global_step + 1 == self.step:
+                _fire_fault("nan", f"step:{self.step}", model)
+
+        def on_pre_optimizer_step(self, args, state, control, **kwargs):
+            if self.action != "nan" and self.phase == "step" and state.global_step + 1 == self.step:
+                _fire_fault(self.action, f"step:{self.step}")
 
     class LogPrinter(TrainerCallback):
         """One short line per log record (rounded, so stored notebook outputs stay readable)."""
@@ -216,7 +407,7 @@ def _trainer_classes():
                 parts.append(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}")
             print(" | ".join(parts), flush=True)
 
-    return GenerationEvalTrainer, NanGuard, LogPrinter
+    return GenerationEvalTrainer, NanGuard, LogPrinter, FaultInjector
 
 
 def build_trainer(cfg: FinetuneConfig, model, tokenizer, data: PreparedData, print_logs: bool = True,
@@ -224,7 +415,8 @@ def build_trainer(cfg: FinetuneConfig, model, tokenizer, data: PreparedData, pri
     """A ``Seq2SeqTrainer`` (subclass) wired with gluekit's collator, eval and guards."""
     import torch
 
-    GenerationEvalTrainer, NanGuard, LogPrinter = _trainer_classes()
+    GenerationEvalTrainer, NanGuard, LogPrinter, FaultInjector = _trainer_classes()
+    fault = parse_fault(os.environ.get(FAULT_ENV))
     if not torch.cuda.is_available():
         if "dataloader_pin_memory" not in cfg.training_args:
             arg_overrides.setdefault("dataloader_pin_memory", False)  # pinning needs a GPU (else a warning)
@@ -237,10 +429,13 @@ def build_trainer(cfg: FinetuneConfig, model, tokenizer, data: PreparedData, pri
             arg_overrides.setdefault("ddp_find_unused_parameters", False)  # every LoRA weight gets a gradient
     args = cfg.training_arguments(getattr(model, "generation_config", None), **arg_overrides)
     cbs = [NanGuard()] + ([LogPrinter()] if print_logs else []) + list(callbacks or [])
+    if fault:
+        cbs.append(FaultInjector(fault))
     trainer = GenerationEvalTrainer(
         model=model, args=args, train_dataset=data.train,
         eval_dataset=data.eval_rows or None, eval_rows=data.eval_rows,
         data_collator=PadCollator(tokenizer.pad_token_id), processing_class=tokenizer, callbacks=cbs,
+        fault=fault,
     )
     if print_logs:
         from transformers.trainer_callback import PrinterCallback, ProgressCallback
@@ -280,6 +475,11 @@ def train(config: str | Path | FinetuneConfig, data_dir: str | Path, model: str 
     output_dir = Path(arg_overrides.get("output_dir", cfg.training_args.get("output_dir", "./output")))
     # 1) everything checkable without the model: resume point, tokenizer, data
     checkpoint = resolve_resume(output_dir, resume, overwrite)
+    if resume is not None and str(resume).strip().lower() not in ("no", "false", "none", "fresh", ""):
+        for folder, why in incomplete_checkpoints(output_dir):
+            print(f"skipping {folder.name}: {why}")
+        if checkpoint is None:
+            print(f"no complete checkpoint in {output_dir}: starting fresh")
     tokenizer = load_tokenizer(model, trust_remote_code)
     data = prepare_data(cfg, data_dir, tokenizer, on_empty)
     if data.report.empty:
@@ -332,4 +532,5 @@ def training_log(output_dir: str | Path) -> list[dict]:
 
 
 __all__ = ["PadCollator", "PreparedData", "prepare_data", "list_checkpoints", "resolve_resume",
-           "build_trainer", "train", "RunResult", "TrainingError", "training_log"]
+           "build_trainer", "train", "RunResult", "TrainingError", "training_log", "checkpoint_problem",
+           "incomplete_checkpoints", "run_outputs", "nan_message", "parse_fault", "FAULT_ENV"]

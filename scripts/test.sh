@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+bash scripts/browser-deps.sh  # chromium + CJK font + playwright for tests/test_browser.py (never fails)
 . .venv/bin/activate
 export TQDM_DISABLE=1 TOKENIZERS_PARALLELISM=false
 exec python -m pytest tests/ notebooks/ --nbval --nbval-current-env \

@@ -13,7 +13,7 @@ def test_check_ok(capsys, configs):
 
 def test_check_collects_problems_and_exits_1(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("data_config: {train_file: t.jsonl}\nmax_input_length: '512'\nmax_output_length: 8\n"
+    bad.write_text("data_config: {train_file: train.jsonl}\nmax_input_length: '512'\nmax_output_length: 8\n"
                    "training_args: {learning_rat: 0.1, no_cuda: true}\n", encoding="utf-8")
     assert main(["check", str(bad)]) == 1
     err = capsys.readouterr().err

@@ -80,8 +80,10 @@ def test_resume_words(tmp_path):
     (tmp_path / "checkpoint-9").mkdir()  # no trainer_state.json: incomplete, never picked
     assert resolve_resume(tmp_path, "yes") == ck
     assert resolve_resume(tmp_path, "7") == ck
-    with pytest.raises(TrainingError, match="checkpoint-9 does not exist or is incomplete"):
+    with pytest.raises(TrainingError, match="checkpoint-9 is incomplete: no trainer_state.json"):
         resolve_resume(tmp_path, 9)
+    with pytest.raises(TrainingError, match="checkpoint-11 does not exist or is incomplete"):
+        resolve_resume(tmp_path, 11)
     with pytest.raises(TrainingError, match="already holds checkpoint-7"):
         resolve_resume(tmp_path, "no")
     assert resolve_resume(tmp_path, "no", overwrite=True) is None and not ck.exists()

@@ -1,0 +1,355 @@
+"""Interrupted training: SIGKILL ``gluekit train`` at chosen points, resume with ``--resume latest``,
+and get the run that was never interrupted, to the bit (CPU, deterministic).
+
+The faults come from the test-only hook ``GLUEKIT_TEST_FAULT=ACTION@PHASE:STEP`` (see
+``gluekit.train.FAULT_ENV``). One chain of four processes hits three kill points in turn:
+
+1. ``kill@step:13``  mid-step (after backward, before the optimizer step); checkpoint-10 is complete;
+2. ``pause@eval:15`` during the evaluation at step 15; the TEST kills the process from outside;
+3. ``kill@save:20``  while checkpoint-20 is being written (weights on disk, trainer_state.json not);
+4. no fault: resumes from checkpoint-10 (skipping the half-written checkpoint-20) and finishes.
+
+A reference run without faults goes alongside; adapters, log histories and checkpoints must match.
+Both use one thread each (``OMP_NUM_THREADS=1``), so they can run side by side and still agree.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from gluekit.cli import main
+from gluekit.train import (
+    FAULT_ENV, TrainingError, checkpoint_problem, incomplete_checkpoints, list_checkpoints, parse_fault,
+    resolve_resume, run_outputs,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+TINY = REPO / "configs" / "tiny.yaml"
+ARGS = [
+    "-o", "training_args.max_steps=30", "-o", "training_args.save_steps=10", "-o", "training_args.eval_steps=15",
+    "-o", "training_args.logging_steps=5", "-o", "training_args.log_level=warning",
+    "-o", "training_args.per_device_train_batch_size=4", "-o", "training_args.per_device_eval_batch_size=8",
+    "-o", "training_args.generation_config.max_new_tokens=8", "-o", "data_config.test_file=null",
+]
+# Keys of a log record that measure time, and train_loss: after a resume the Trainer averages it
+# over the resumed steps only (transformers behaviour; the per-step losses are what must match).
+VOLATILE = ("train_runtime", "train_samples_per_second", "train_steps_per_second", "total_flos", "train_loss",
+            "eval_runtime", "eval_samples_per_second", "eval_steps_per_second")
+
+
+def _env(fault: str | None = None, marker: Path | None = None) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in (FAULT_ENV, "GLUEKIT_TEST_FAULT_FILE")}
+    env.update(TQDM_DISABLE="1", TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    if fault:
+        env[FAULT_ENV] = fault
+    if marker:
+        env["GLUEKIT_TEST_FAULT_FILE"] = str(marker)
+    return env
+
+
+def _start(data: Path, out: Path, *extra: str, fault: str | None = None, marker: Path | None = None) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "gluekit", "train", str(TINY), "--data-dir", str(data), *ARGS,
+           "-o", f"training_args.output_dir={out}", *extra]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(fault, marker))
+
+
+def _finish(proc: subprocess.Popen, timeout: float = 400) -> tuple[int, str, str]:
+    out, err = proc.communicate(timeout=timeout)
+    return proc.returncode, out, err
+
+
+def _log(path: Path) -> list[dict]:
+    return json.loads(path.read_text(encoding="utf-8"))["log_history"]
+
+
+def _steady(log: list[dict]) -> list[dict]:
+    return [{k: v for k, v in e.items() if k not in VOLATILE} for e in log]
+
+
+def _same_records(ref: list[dict], got: list[dict]) -> None:
+    assert len(got) == len(ref)
+    for r, g in zip(_steady(ref), _steady(got)):
+        assert g.keys() == r.keys(), (r, g)
+        assert g == pytest.approx(r, rel=1e-5, abs=1e-6), (r, g)
+
+
+@pytest.fixture(scope="module")
+def small_data(tmp_path_factory):
+    """64 training and 8 dev conversations of the demo set: 16 steps per epoch at batch 4."""
+    from gluekit.tiny import DEMO_DIR
+
+    d = tmp_path_factory.mktemp("data")
+    for name, n in (("train.jsonl", 64), ("dev.jsonl", 8)):
+        lines = (DEMO_DIR / name).read_text(encoding="utf-8").splitlines(keepends=True)[:n]
+        (d / name).write_text("".join(lines), encoding="utf-8")
+    return d
+
+
+@pytest.fixture(scope="module")
+def runs(small_data, tmp_path_factory):
+    base = tmp_path_factory.mktemp("resume")
+    ref_dir, out = base / "reference", base / "interrupted"
+    t0 = time.monotonic()
+    reference = _start(small_data, ref_dir)  # runs alongside the chain
+    steps = {}
+
+    # 1) killed mid-step 13: after backward, before the optimizer step
+    steps["step"] = _finish(_start(small_data, out, fault="kill@step:13"))
+    steps["step_ckpts"] = [p.name for p in list_checkpoints(out)]
+
+    # 2) resumed, then killed from outside during the evaluation at step 15
+    marker = base / "paused"
+    proc = _start(small_data, out, "--resume", "latest", fault="pause@eval:15", marker=marker)
+    deadline = time.monotonic() + 400
+    while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    steps["paused_at"] = marker.read_text(encoding="utf-8").strip() if marker.exists() else None
+    proc.send_signal(signal.SIGKILL)
+    steps["eval"] = _finish(proc)
+    steps["eval_ckpts"] = [p.name for p in list_checkpoints(out)]
+
+    # 3) resumed, then killed while checkpoint-20 is being written
+    steps["save"] = _finish(_start(small_data, out, "--resume", "latest", fault="kill@save:20"))
+    steps["save_ckpts"] = [p.name for p in list_checkpoints(out)]
+    steps["save_incomplete"] = [(p.name, why) for p, why in incomplete_checkpoints(out)]
+
+    # 4) resumed to the end
+    steps["final"] = _finish(_start(small_data, out, "--resume", "latest"))
+    steps["reference"] = _finish(reference)
+    steps["seconds"] = time.monotonic() - t0
+    return ref_dir, out, steps
+
+
+def test_each_fault_killed_the_run_where_asked(runs):
+    _, _, s = runs
+    for key in ("step", "eval", "save"):
+        assert s[key][0] == -signal.SIGKILL, (key, s[key][2][-2000:])
+    assert s["step_ckpts"] == ["checkpoint-10"]  # killed during step 13: nothing after 10 saved
+    assert "step   10 | loss" in s["step"][1] and "step   15" not in s["step"][1]
+    assert s["paused_at"] == "eval:15"
+    assert "resuming from checkpoint-10" in s["eval"][1]
+    assert s["eval_ckpts"] == ["checkpoint-10"]
+    assert s["save_ckpts"] == ["checkpoint-10"]  # checkpoint-20 exists on disk but is never offered
+    assert s["save_incomplete"] == [("checkpoint-20", "no trainer_state.json (the Trainer writes it last, so saving was interrupted)")]
+
+
+def test_resume_skips_the_half_written_checkpoint(runs):
+    _, out, s = runs
+    rc, stdout, stderr = s["final"]
+    assert rc == 0, stderr[-3000:]
+    assert "skipping checkpoint-20: no trainer_state.json" in stdout
+    assert "resuming from checkpoint-10" in stdout
+    assert "Traceback" not in stderr
+    assert [p.name for p in list_checkpoints(out)] == ["checkpoint-10", "checkpoint-20", "checkpoint-30"]
+    assert incomplete_checkpoints(out) == []
+    assert json.loads((out / "run_summary.json").read_text(encoding="utf-8"))["resumed_from"] == "checkpoint-10"
+
+
+def test_same_adapter_as_the_uninterrupted_run(runs):
+    from safetensors.torch import load_file
+
+    ref_dir, out, s = runs
+    assert s["reference"][0] == 0, s["reference"][2][-3000:]
+    for sub in ("adapter", "checkpoint-30"):
+        a = load_file(str(ref_dir / sub / "adapter_model.safetensors"))
+        b = load_file(str(out / sub / "adapter_model.safetensors"))
+        assert a.keys() == b.keys() and len(a) > 0
+        assert max((a[k] - b[k]).abs().max().item() for k in a) <= 1e-6, sub
+
+
+def test_steps_learning_rates_and_data_order_continue(runs):
+    ref_dir, out, _ = runs
+    ref, got = _log(ref_dir / "trainer_state.json"), _log(out / "trainer_state.json")
+    assert [e["step"] for e in got] == [e["step"] for e in ref]
+    assert [e["step"] for e in got if "loss" in e] == [5, 10, 15, 20, 25, 30]  # each once: no gap, no repeat
+    assert [e["step"] for e in got if "eval_rouge-1" in e] == [15, 30]
+    assert [e["learning_rate"] for e in got if "loss" in e] == [e["learning_rate"] for e in ref if "loss" in e]
+    # equal losses at every step = the same batches in the same order (the resume skipped exactly 10 batches)
+    _same_records(ref, got)
+    state = json.loads((out / "trainer_state.json").read_text(encoding="utf-8"))
+    assert state["global_step"] == 30 and state["max_steps"] == 30
+    for ck in ("checkpoint-10", "checkpoint-20", "checkpoint-30"):
+        _same_records(_log(ref_dir / ck / "trainer_state.json"), _log(out / ck / "trainer_state.json"))
+    assert (out / "eval_predictions" / "eval-step-15.jsonl").is_file()
+    assert (out / "eval_predictions" / "eval-step-30.jsonl").is_file()
+
+
+def test_weights_are_safetensors_only(runs):
+    ref_dir, out, _ = runs
+    for folder in (out, ref_dir):
+        for sub in ["adapter"] + [p.name for p in list_checkpoints(folder)]:
+            assert (folder / sub / "adapter_model.safetensors").is_file()
+        # training_args.bin is transformers' record of the arguments (no weights; gluekit never loads it)
+        assert {p.name for p in folder.rglob("*.bin")} <= {"training_args.bin"}
+
+
+def test_chain_takes_modest_time(runs):
+    assert runs[2]["seconds"] < 600  # typically well under 3 minutes on an idle 2-core machine
+
+
+def test_resume_from_a_missing_step_is_a_clear_error(runs, small_data, capsys):
+    _, out, _ = runs
+    rc = main(["train", str(TINY), "--data-dir", str(small_data), *ARGS, "-o", f"training_args.output_dir={out}",
+               "--resume", "25"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "Traceback" not in err
+    assert f"resume: {out / 'checkpoint-25'} does not exist or is incomplete (complete checkpoints: checkpoint-10, checkpoint-20, checkpoint-30)." in err
+
+
+def test_fresh_run_into_a_used_output_dir_is_refused(runs, small_data, capsys):
+    _, out, _ = runs
+    rc = main(["train", str(TINY), "--data-dir", str(small_data), *ARGS, "-o", f"training_args.output_dir={out}"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "already holds checkpoint-10, checkpoint-20, checkpoint-30" in err and "--overwrite" in err
+
+
+# ---------------------------------------------------------------- resume semantics without training
+
+def _fake_checkpoint(folder: Path, step: int, state: str | None = None) -> Path:
+    ck = folder / f"checkpoint-{step}"
+    ck.mkdir(parents=True)
+    (ck / "adapter_model.safetensors").write_bytes(b"")
+    if state is not None:
+        (ck / "trainer_state.json").write_text(state, encoding="utf-8")
+    return ck
+
+
+def test_incomplete_checkpoints_are_never_resumed(tmp_path):
+    good = _fake_checkpoint(tmp_path, 10, '{"global_step": 10, "log_history": []}')
+    _fake_checkpoint(tmp_path, 20, '{"global_step": 20, "log_hi')  # killed while writing the state
+    _fake_checkpoint(tmp_path, 30, '{"global_step": 20}')  # a state copied from elsewhere
+    _fake_checkpoint(tmp_path, 40, "[]")
+    _fake_checkpoint(tmp_path, 50)  # killed before the state
+    assert list_checkpoints(tmp_path) == [good]
+    assert resolve_resume(tmp_path, "latest") == good
+    reasons = dict((p.name, why) for p, why in incomplete_checkpoints(tmp_path))
+    assert reasons == {
+        "checkpoint-20": "trainer_state.json is cut off or unreadable (saving was interrupted)",
+        "checkpoint-30": "trainer_state.json is for step 20, not 30",
+        "checkpoint-40": "trainer_state.json does not hold a Trainer state",
+        "checkpoint-50": "no trainer_state.json (the Trainer writes it last, so saving was interrupted)",
+    }
+    with pytest.raises(TrainingError, match=r"checkpoint-20 is incomplete: trainer_state.json is cut off .*complete checkpoints: checkpoint-10"):
+        resolve_resume(tmp_path, 20)
+    assert checkpoint_problem(good) is None
+
+
+def test_resume_words_and_absent_output_dir(tmp_path):
+    absent = tmp_path / "absent"
+    assert resolve_resume(absent, "latest") is None and resolve_resume(absent, True) is None
+    assert resolve_resume(absent, None) is None and resolve_resume(absent, "no") is None
+    assert not absent.exists()
+    with pytest.raises(TrainingError, match="checkpoint-5 does not exist or is incomplete \\(complete checkpoints: none\\)"):
+        resolve_resume(absent, 5)
+    with pytest.raises(TrainingError, match="'later' is not understood. Use latest, a step number, or no."):
+        resolve_resume(absent, "later")
+
+
+def test_fresh_run_refuses_any_earlier_results_unless_overwrite(tmp_path):
+    out = tmp_path / "out"
+    (out / "adapter").mkdir(parents=True)  # a finished run without checkpoints (save_strategy: no)
+    (out / "run_summary.json").write_text("{}")
+    (out / "notes.txt").write_text("mine")  # not a run output: never counted, never deleted
+    _fake_checkpoint(out, 20)  # half-written
+    with pytest.raises(TrainingError, match=r"already holds an earlier run's results \(checkpoint-20, adapter, run_summary.json\)"):
+        resolve_resume(out, None)
+    assert [p.name for p in run_outputs(out)] == ["checkpoint-20", "adapter", "run_summary.json"]
+    assert resolve_resume(out, None, overwrite=True) is None
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+    assert resolve_resume(out, None) is None  # unrelated files do not block a fresh run
+
+
+def test_fault_spec_is_checked():
+    assert parse_fault(None) is None and parse_fault(" ") is None
+    assert parse_fault("kill@save:20") == ("kill", "save", 20)
+    with pytest.raises(TrainingError, match="expected ACTION@PHASE:STEP"):
+        parse_fault("kill-at-20")
+
+
+# ---------------------------------------------------------------- NaN / inf
+
+def _nan_config(small_data, tmp_path, *extra):
+    from gluekit import load_config
+
+    return load_config(TINY, ["training_args.max_steps=8", "training_args.logging_steps=1", "training_args.save_steps=2",
+                              "training_args.eval_strategy=no", "data_config.test_file=null", "training_args.log_level=warning",
+                              "training_args.per_device_train_batch_size=4", f"training_args.output_dir={tmp_path / 'out'}", *extra],
+                       data_dir=small_data)
+
+
+def test_nan_loss_stops_training_naming_the_step(small_data, tmp_path, monkeypatch, capsys):
+    """Through the CLI: the weights turn NaN just before step 5; exit 1, the step, the causes, no traceback."""
+    out = tmp_path / "out"
+    monkeypatch.setenv(FAULT_ENV, "nan@step:5")
+    rc = main(["train", str(TINY), "--data-dir", str(small_data), "-o", "training_args.max_steps=8",
+               "-o", "training_args.logging_steps=1", "-o", "training_args.save_steps=2", "-o", "training_args.eval_strategy=no",
+               "-o", "data_config.test_file=null", "-o", "training_args.log_level=warning",
+               "-o", "training_args.per_device_train_batch_size=4", "-o", f"training_args.output_dir={out}"])
+    printed, err = capsys.readouterr()
+    assert rc == 1 and "Traceback" not in err
+    assert err.startswith("gluekit train: 1 training problem(s):\n  - training loss became nan at step 5; "
+                          "training stopped before the optimizer applied it."), err
+    assert "Likely causes: a learning rate too high" in err and "fp16 on GLM-4" in err
+    assert "The last complete checkpoint is checkpoint-4: fix the cause, then resume with --resume latest" in err
+    assert [p.name for p in list_checkpoints(out)] == ["checkpoint-2", "checkpoint-4"]
+    assert "step    4 | loss" in printed and "step    5" not in printed
+
+
+def test_huge_learning_rate_stops_training(small_data, tmp_path, monkeypatch):
+    """lr 1e6 blows the weights up within a few steps: stopped with the step, not trained on as NaN."""
+    from gluekit import load_config
+    from gluekit.train import train
+
+    monkeypatch.delenv(FAULT_ENV, raising=False)
+    cfg = load_config(TINY, ["training_args.max_steps=8", "training_args.logging_steps=1", "training_args.save_strategy=no",
+                             "training_args.eval_strategy=no", "data_config.test_file=null", "training_args.log_level=warning",
+                             "training_args.per_device_train_batch_size=4", f"training_args.output_dir={tmp_path / 'out'}"],
+                      data_dir=small_data)
+    with pytest.raises(TrainingError) as e:  # the config check refuses lr >= 1, so it goes in as a Trainer argument
+        train(cfg, small_data, print_logs=False, learning_rate=1e6)
+    msg = str(e.value)
+    assert " became " in msg and "a learning rate too high (" in msg and "No checkpoint was saved before it." in msg
+    step = int(msg.split(" at step ")[1].split(";")[0])
+    assert 2 <= step <= 5
+
+
+# ---------------------------------------------------------------- the command line's last lines of defence
+
+@pytest.mark.parametrize("error,fragment,status", [
+    (KeyboardInterrupt(), "interrupted; `gluekit train ... --resume latest` continues from the last checkpoint.", 130),
+    (OSError(28, "No space left on device"), "No space left on device. Free some disk space; `gluekit train ... --resume latest`", 1),
+    ("oom", "out of GPU memory (CUDA out of memory. Tried to allocate 2.00 GiB). Lower per_device_train_batch_size", 1),
+], ids=["ctrl_c", "disk_full", "cuda_oom"])
+def test_cli_turns_environment_failures_into_messages(monkeypatch, capsys, error, fragment, status):
+    import torch
+
+    from gluekit import cli
+
+    if error == "oom":
+        error = torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    def boom(args):
+        raise error
+
+    monkeypatch.setattr(cli, "cmd_train", boom)
+    assert main(["train", str(TINY)]) == status
+    err = capsys.readouterr().err
+    assert err.startswith("gluekit train: ") and fragment in err and "Traceback" not in err
+
+
+def test_cli_keeps_tracebacks_for_real_bugs(monkeypatch):
+    from gluekit import cli
+
+    def bug(args):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(cli, "cmd_train", bug)
+    with pytest.raises(ZeroDivisionError):
+        main(["train", str(TINY)])
