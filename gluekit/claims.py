@@ -216,7 +216,12 @@ def short_run() -> ShortRun:
     from .tiny import DEMO_DIR
     from .train import train
 
-    out = Path(tempfile.mkdtemp(prefix="gluekit-claims-")) / "run"
+    import atexit
+    import shutil
+
+    tmp = tempfile.mkdtemp(prefix="gluekit-claims-")
+    atexit.register(shutil.rmtree, tmp, ignore_errors=True)  # the run lives as long as the process
+    out = Path(tmp) / "run"
     cfg = load_config(TINY_YAML, {**SHORT_RUN_OVERRIDES, "training_args.output_dir": str(out)}, data_dir=DEMO_DIR)
     handler = _ListHandler()
     verbosity = hf_logging.get_verbosity()
@@ -383,13 +388,12 @@ def _keep_list(batch):
 
 def check_workers_are_threads() -> ClaimCheck:
     """Load a data set through the Trainer's own train DataLoader with dataloader_num_workers=2."""
+    from dataclasses import replace
+
     from transformers import Trainer
 
     run = short_run()
-    args = run.result.trainer.args
-    from dataclasses import replace
-
-    args2 = replace(args, dataloader_num_workers=2, per_device_train_batch_size=1, output_dir=str(run.output_dir / "workers"),
+    args2 = replace(run.result.trainer.args, dataloader_num_workers=2, per_device_train_batch_size=1, output_dir=str(run.output_dir / "workers"),
                     save_strategy="no", eval_strategy="no", log_level="warning")
     trainer = Trainer(model=run.result.trainer.model, args=args2, train_dataset=_WhoLoads(8), data_collator=_keep_list)
     dl = trainer.get_train_dataloader()
@@ -686,7 +690,7 @@ def reference_resume_action(word: str | None, output_dir: str | Path) -> str:
         return "train fresh"
     out = Path(output_dir)
     if not out.is_dir():
-        return "crash: FileNotFoundError (output_dir does not exist)"
+        return "crash: FileNotFoundError (no output_dir)"
     steps = sorted(int(m.group(1)) for p in out.iterdir() if (m := CHECKPOINT_RE.match(p.name)))
     if str(word).upper() == "YES":
         return f"resume from checkpoint-{steps[-1]}" if steps else "train fresh"

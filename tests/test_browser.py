@@ -13,6 +13,9 @@ picks others. Screenshots go to ``tests/artifacts/`` (git-ignored); with
 ``GLUEKIT_UPDATE_SCREENSHOT=1`` the first notebook's top view is also written to
 ``docs/screenshot-quickstart.png`` (the README's picture).
 
+``scripts/test.sh`` runs it when ``GLUEKIT_BROWSER=1`` (opt-in for now). ``kernel_cpu_s`` in each
+``tests/artifacts/browser-NN_x.json`` is the kernel's CPU time, comparable between busy and idle machines.
+
 Needs /usr/bin/chromium, a CJK font and the ``playwright`` package (``bash scripts/browser-deps.sh``
 installs them; no ``playwright install``); skipped, with the reason, where chromium or playwright
 is missing.
@@ -255,7 +258,9 @@ STATE_JS = """(panelSel) => {
               .map(e => e.innerText),
     text: [...cell.querySelectorAll('.jp-OutputArea-output .jp-RenderedText')].map(e => e.innerText),
   }));
-  return {status: status ? status.getAttribute('data-status') : null, cells};
+  const dialog = document.querySelector('.jp-Dialog');
+  return {status: status ? status.getAttribute('data-status') : null, cells,
+          marked: panel.dataset.gluekitTest === '1', dialog: dialog ? dialog.innerText.slice(0, 300) : null};
 }"""
 
 
@@ -321,6 +326,8 @@ def _wait_all_numbered(page, expected_errors: set[int], timeout_s: float) -> tup
     state = None
     while time.monotonic() < end:
         state = _state(page)
+        if state is None or not state["marked"] or state["dialog"]:
+            return state, True  # the panel was replaced, or a dialog blocks it: _interrupted() says which
         code = [c for c in state["cells"] if c["code"]]
         if code and all(_numbered_prompt(c["prompt"]) for c in code):
             return state, True
@@ -332,6 +339,17 @@ def _wait_all_numbered(page, expected_errors: set[int], timeout_s: float) -> tup
             return state, True
         time.sleep(1)
     return state, False
+
+
+def _interrupted(state: dict | None) -> str | None:
+    """Why the page no longer shows the run this test started, or None."""
+    if state is None:
+        return "the notebook panel disappeared"
+    if not state["marked"]:
+        return "the notebook panel was replaced (reloaded) during the test: its outputs are not this run's"
+    if state["dialog"]:
+        return f"a dialog blocks the notebook: {state['dialog']!r}"
+    return None
 
 
 def _expected_errors(cells: list[dict]) -> set[int]:
@@ -395,6 +413,8 @@ def _move_a_slider(page, report: dict, stem: str) -> list[str]:
         handle.scroll_into_view_if_needed()
         handle.focus()
         start = handle.get_attribute("aria-valuenow")
+        img_js = "el => [...el.querySelectorAll('img')].map(i => i.src.length)"
+        imgs_before = box.evaluate(img_js)
         page.keyboard.press("Home" if at_max else "End")  # noUiSlider's keys; fires 'change' (a release)
         try:
             page.wait_for_function("([el, old]) => el.innerText !== old && el.innerText.trim() !== ''",
@@ -405,6 +425,7 @@ def _move_a_slider(page, report: dict, stem: str) -> list[str]:
             box.screenshot(path=str(shot))
             moved.append({"box": b, "slider_index": [start, handle.get_attribute("aria-valuenow")],
                           "text_before": before[:400], "text_after": dependent.inner_text()[:400],
+                          "image_bytes_before_after": [imgs_before, box.evaluate(img_js)],
                           "screenshot": shot.name})
         except Exception:
             problems.append(f"widget box {b}: the text under the sliders did not change "
@@ -495,12 +516,20 @@ def test_notebook_runs_in_jupyterlab(name, lab, browser, cjk_families):
         page.goto(f"{lab.url}/lab/tree/{name}?reset&token={lab.token}", wait_until="domcontentloaded")
         page.wait_for_selector(f"{PANEL} .jp-Notebook .jp-Cell", timeout=120_000)
         _wait_idle(page, 120)
+        page.wait_for_timeout(1000)  # let the opening settle (workspace reset, kernel connection)
+        # mark this panel: a reloaded or replaced notebook would otherwise pass with its STORED outputs
+        page.eval_on_selector(PANEL, "el => { el.dataset.gluekitTest = '1'; }")
+        if (why := _interrupted(_state(page))) is not None:
+            pytest.fail(f"{name}: {why}")
         if page.locator("#jp-left-stack").is_visible():  # room for the notebook in the screenshots
             page.keyboard.press("Control+b")
         _clear_outputs(page)
         _run_all(page)
         state, ended = _wait_all_numbered(page, _expected_errors(cells), RUN_TIMEOUT)
         report["run_s"] = round(time.monotonic() - t0, 1)
+        if (why := _interrupted(state)) is not None:
+            report["errors"] = [why]
+            pytest.fail(f"{name}: {why}")
         if not ended:
             running = [i for i, c in enumerate(state["cells"]) if "*" in c["prompt"]]
             report["errors"] = [f"Run All Cells had not finished after {RUN_TIMEOUT:.0f} s (GLUEKIT_BROWSER_TIMEOUT); "
@@ -509,6 +538,9 @@ def test_notebook_runs_in_jupyterlab(name, lab, browser, cjk_families):
         _wait_idle(page, 120)
         page.wait_for_timeout(500)  # last outputs and widget views attach
         state = _state(page)
+        if (why := _interrupted(state)) is not None:
+            report["errors"] = [why]
+            pytest.fail(f"{name}: {why}")
         errors, notes = _problems(state, cells)
 
         body = page.inner_text(PANEL)

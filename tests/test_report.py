@@ -48,7 +48,7 @@ def test_figure_has_the_three_panels(run_dir):
     assert len(lr_ax.get_lines()) == 1
     labels = [line.get_label() for line in eval_ax.get_lines()]
     assert "exact_match" in labels and "rouge-1" in labels
-    assert fig._suptitle.get_text() == "run run"
+    assert fig.get_suptitle() == "run run"
 
 
 def test_cli_plot_writes_a_png(run_dir, tmp_path, capsys):
