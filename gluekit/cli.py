@@ -97,14 +97,29 @@ def cmd_plan(args) -> int:
     cfg = load_config(args.config, args.overrides, data_dir=data_dir)
     n = args.samples if args.samples else len(read_jsonl(data_file(data_dir, cfg.data_config.train_file)))
     plan = make_plan(cfg.training_arguments(), n, args.devices)
+    memory, why_not = _memory_plan(cfg, args)
     if args.json:
         d = plan.to_dict()
         if not args.full:
             d.pop("learning_rates")
+        d["memory"] = memory.to_dict() if memory else {"skipped": why_not}
         print(json.dumps(d, indent=2))
     else:
         print(plan.summary())
+        print(memory.summary() if memory else f"peak memory: not estimated ({why_not})")
     return 0
+
+
+def _memory_plan(cfg, args):
+    """(MemoryPlan, None), or (None, why) for a PEFT method the estimate does not model."""
+    from .memory import model_config_for, plan_memory
+
+    model_config = model_config_for(args.model)
+    name = "tiny GLM" if args.model in (None, "tiny") else str(args.model)
+    try:
+        return plan_memory(cfg, model_config, model_name=name, dtype=args.dtype, devices=args.devices), None
+    except ValueError as e:
+        return None, str(e)
 
 
 def cmd_train(args) -> int:
@@ -184,6 +199,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=None, help="training samples (default: count the train file)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--full", action="store_true", help="with --json: include the LR of every step")
+    p.add_argument("--model", default=None,
+                   help="model whose peak memory to estimate: glm-4-9b (GLM-4-9B-chat's shape), a local folder with "
+                        "config.json, or nothing for the embedded tiny GLM; no weights are loaded")
+    p.add_argument("--dtype", default=None, choices=["bfloat16", "float16", "float32"],
+                   help="load dtype of the weights (default: float32 for the tiny GLM on CPU, bfloat16 otherwise)")
     p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("train", help="fine-tune: CONFIG, or DATA_DIR MODEL CONFIG [RESUME] (GLM-4's order)")

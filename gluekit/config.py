@@ -31,6 +31,9 @@ from .errors import ConfigError
 TOP_LEVEL_KEYS = (
     "data_config", "combine", "max_input_length", "max_output_length",
     "training_args", "peft_config", "freezeV",
+    # gluekit's own key (not in GLM-4's files): padding-free batches (FinetuneConfig.packing). Each
+    # batch is flattened into one row, so samples per step, steps per epoch and epochs are unchanged.
+    "packing",
 )
 DATA_CONFIG_KEYS = ("train_file", "val_file", "test_file", "num_proc")
 # Arguments transformers 5 removed, and what replaced them.
@@ -186,6 +189,14 @@ class FinetuneConfig:
     """True: loss on the last reply only; False: loss on every assistant turn. Never 'concatenate or not'."""
     freezeV: bool | None = None
     """Read only by GLM-4V's vision script; no effect on text models."""
+    packing: bool = False
+    """gluekit's own key (GLM-4's files lack it). True: padding-free training batches. The
+    ``per_device_train_batch_size`` samples of a batch are laid end to end in ONE row with no padding
+    (``gluekit.packing.PackCollator``): position ids restart at 0 for each sample, each sample's first
+    label is -100, and each sample attends only to itself (a block-causal mask). Losses and gradients
+    equal those of the padded batch; samples per step, steps per epoch and epochs are unchanged, only
+    the padding tokens (and their compute) disappear. Needs a transformers-native model (e.g.
+    ``glm-4-9b-chat-hf``), not remote code. Evaluation batches are never packed."""
     path: Path | None = None
     notes: list[str] = field(default_factory=list)
     """Non-fatal remarks found while validating (printed by ``gluekit check``)."""
@@ -241,6 +252,8 @@ class FinetuneConfig:
             d["peft_config"] = copy.deepcopy(self.peft_config)
         if self.freezeV is not None:
             d["freezeV"] = self.freezeV
+        if self.packing:  # written only when on: GLM-4's own files never carry it
+            d["packing"] = True
         return d
 
 
@@ -554,6 +567,20 @@ def _check_peft(p: _Problems, pc: dict) -> None:
             p.add("peft_config", f"PEFT rejects it: {first.rstrip('.')}. Fix the field it names.")
 
 
+def _check_packing(p: _Problems, raw: dict, ta: dict, notes: list[str]) -> bool:
+    """The top-level ``packing`` switch: a YAML boolean, default false.
+
+    Packing flattens each batch into one row, so the batch size (samples per step), steps per
+    epoch and epochs stay as training_args says; only the padding goes.
+    """
+    v = raw.get("packing", False)
+    if not _check_bool(p, "packing", v):
+        return False
+    if v and ta.get("per_device_train_batch_size", 8) == 1:  # 8: the Trainer's default
+        notes.append("packing is true but per_device_train_batch_size is 1: a one-sample batch has no padding, so packing changes nothing.")
+    return v
+
+
 def validate(raw: Any, *, source: str | None = None, lines: dict[str, int] | None = None,
              data_dir: str | Path | None = None, cfg_dir: Path | None = None,
              problems: Iterable[str] = ()) -> FinetuneConfig:
@@ -624,6 +651,7 @@ def validate(raw: Any, *, source: str | None = None, lines: dict[str, int] | Non
             p.add("peft_config", f"must be a mapping (peft_type, r, ...), got {pc!r}.")
         else:
             _check_peft(p, pc)
+    packing = _check_packing(p, raw, ta, notes)
     if "freezeV" in raw:
         notes.append("freezeV is read only by GLM-4V's vision fine-tuning script; it has no effect on text models.")
     if p.items:
@@ -631,7 +659,7 @@ def validate(raw: Any, *, source: str | None = None, lines: dict[str, int] | Non
     return FinetuneConfig(
         data_config=data, combine=comb, max_input_length=raw["max_input_length"],
         max_output_length=raw["max_output_length"], training_args=ta, peft_config=pc,
-        freezeV=raw.get("freezeV"), notes=notes,
+        freezeV=raw.get("freezeV"), packing=packing, notes=notes,
     )
 
 

@@ -1,8 +1,7 @@
-"""A first-order estimate of training memory per device, by component (bytes).
+"""Training memory per device, by component (bytes): a first-order :func:`estimate` and a checked :func:`peak_memory`.
 
-Used to explain what DeepSpeed ZeRO shards and why it matters so differently for LoRA and for
-full fine-tuning. The split follows ZeRO's paper: model states = weights + gradients + optimizer
-state; activations are never sharded by ZeRO.
+:func:`estimate` is the textbook split used to explain DeepSpeed ZeRO (notebook 11). Model states =
+weights + gradients + optimizer state; activations are never sharded by ZeRO.
 
 * weights: every parameter in the load dtype (bf16: 2 bytes); ZeRO-3 splits them over devices.
 * trainable states: per trainable parameter, an fp32 copy (4), its gradient (4) and AdamW's two
@@ -12,12 +11,56 @@ state; activations are never sharded by ZeRO.
   standard block (Korthikanti et al., 2022, with fused attention), scaled here by the FFN width; with
   gradient checkpointing only each layer's input (``tokens x hidden x 2``) plus one layer's full set.
 * logits: ``tokens x vocab`` in bf16 plus the fp32 copy the loss upcasts to, and its gradient.
+
+:func:`peak_memory` (what ``gluekit plan`` prints) replaces the two rules of thumb with what a
+transformers-native GLM + PEFT LoRA actually keeps for backward, tensor by tensor (counted with
+``torch.autograd.graph.saved_tensors_hooks`` by :func:`saved_bytes`, and checked against the peak RSS
+of real CPU training steps by ``benchmarks/bench_memory.py``). Per token, in bytes, with
+``w`` = bytes of the load dtype, ``a`` = 4 (PEFT upcasts adapter weights to fp32), ``h`` hidden,
+``nq`` = heads x head_dim, ``nkv`` = kv heads x head_dim, ``F`` FFN width, ``V`` vocabulary:
+
+* each RMSNorm keeps its input upcast to fp32 and 1/rms: ``4h + 4``. A LoRA model has 2 per layer
+  that keep them (layer 0's input norm has no gradient to pass back when the embeddings are frozen;
+  the final norm does); full fine-tuning 2 per layer + 1, each also keeping its normalised input
+  ``w h`` for the norm weight's gradient.
+* attention (SDPA: flash / memory-efficient kernels, never the T x T matrix): q and k after RoPE,
+  v and the output in ``w``, plus the fp32 logsumexp per head: ``w(2 nq + 2 nkv) + 4 heads``; and each
+  layer's own RoPE cos/sin, ``2 w rotary_dim`` per sequence position (not per row).
+* SwiGLU MLP: the gate_up output (for silu' and the product) and silu(gate): ``3 F w``.
+* per LoRA-adapted linear of input width ``d``: the lora_A output ``a r``, and lora_A's input: with
+  ``lora_dropout > 0`` the dropout output ``a d`` plus its mask (CUDA's fused kernel: bool, ``d``; the
+  CPU path: the input dtype, ``a d``; none in layer 0, whose input needs no gradient); else, when
+  ``a != w``, the copy PEFT casts to the adapter dtype (one per adapter: q, k and v each hold their
+  own) ``a d``; else the base layer's own input ``w d``, once per distinct input (q, k, v share one).
+* full fine-tuning: every linear keeps its input, ``w(h + nq + h + F)`` per layer, and lm_head's ``w h``.
+* logits: the loss upcasts to fp32 and keeps log_softmax's output; at the first backward node the
+  gradient coming from nll_loss and log_softmax's input gradient join it: ``12 V`` whatever ``w``
+  (the ``w``-dtype logits and their fp32 copy are gone: the Trainer keeps only the loss). At the end
+  of the forward pass it is at most ``(w + 8) V``.
+* gradient checkpointing (non-reentrant, transformers' default) keeps only each layer's input
+  ``w h`` (L of them) and the final norm; the layer recomputed during backward holds its full set
+  (bounded here by twice it, for its gradients) while the logits are already freed, so the peak is
+  the larger of the two moments.
+
+The peak is at the start of backward: all saved tensors alive + the logits' 12 bytes. GLM-4-9B,
+bf16, lora.yaml (r 8, dropout 0.1 on q/k/v), per token: about 194 kB per layer (MLP 82 kB, LoRA
+inputs 62 kB, norms 33 kB, attention 18 kB), 40 layers, plus 1.8 MB of logits (V = 151,552): at 1,025
+tokens 7.4 GiB of activations and 1.7 GiB of logits, where :func:`estimate`'s rules say 4.7 and 1.4.
+Not modelled: eager attention (it keeps the ``T x T`` probabilities), autocast (``bf16: true``),
+padding masks, the CUDA context, allocator fragmentation and communication buffers.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 GiB = 1024 ** 3
+DTYPE_BYTES = {"float32": 4, "fp32": 4, "bfloat16": 2, "bf16": 2, "float16": 2, "fp16": 2}
+ADAPTER_BYTES = 4  # PEFT's autocast_adapter_dtype keeps LoRA weights (and so their math) in fp32
+LOGIT_BYTES = 12   # fp32 log_softmax output + its incoming gradient + its input gradient, per logit
+# Adapted linears that read the same input tensor share it when no copy is made (native GLM names).
+SHARED_INPUT = {"q_proj": "attn_in", "k_proj": "attn_in", "v_proj": "attn_in", "gate_up_proj": "mlp_in"}
 
 
 @dataclass
@@ -39,7 +82,11 @@ class MemoryEstimate:
 
 def estimate(config, total_params: int, trainable_params: int, tokens: int, *, weight_bytes: int = 2,
              gradient_checkpointing: bool = False, zero_stage: int = 0, devices: int = 1) -> MemoryEstimate:
-    """Peak memory of one device for a training step over ``tokens`` tokens (batch x sequence length)."""
+    """Peak memory of one device for a training step over ``tokens`` tokens (batch x sequence length).
+
+    The first-order textbook rules (kept as they are: notebook 11 prints them). For a checked
+    estimate of a real GLM + LoRA run use :func:`peak_memory`.
+    """
     h, layers, vocab = config.hidden_size, config.num_hidden_layers, config.vocab_size
     ffn_scale = config.intermediate_size / (4 * h)  # the 34-byte rule assumes an FFN of 4 x hidden
     per_layer = tokens * h * (10 + 24 * ffn_scale)  # bytes: attention part ~10, MLP part ~24 at 4x width
@@ -48,12 +95,368 @@ def estimate(config, total_params: int, trainable_params: int, tokens: int, *, w
     else:
         activations = layers * per_layer
     weights = total_params * weight_bytes / (devices if zero_stage >= 3 else 1)
-    fp32_copy, grads, moments = 4.0 * trainable_params, 4.0 * trainable_params, 8.0 * trainable_params
+    fp32_copy, grads, moments = _sharded_states(trainable_params, zero_stage, devices)
+    logits = tokens * vocab * (2 + 4 + 4)
+    return MemoryEstimate(weights, fp32_copy + grads + moments, activations, logits)
+
+
+def _sharded_states(trainable: int, zero_stage: int, devices: int) -> tuple[float, float, float]:
+    """(fp32 weights, gradients, AdamW moments) in bytes per device: 4 + 4 + 8 per trainable parameter."""
+    fp32_copy, grads, moments = 4.0 * trainable, 4.0 * trainable, 8.0 * trainable
     if zero_stage >= 1:
         moments /= devices
     if zero_stage >= 2:
         grads /= devices
     if zero_stage >= 3:
         fp32_copy /= devices
-    logits = tokens * vocab * (2 + 4 + 4)
-    return MemoryEstimate(weights, fp32_copy + grads + moments, activations, logits)
+    return fp32_copy, grads, moments
+
+
+# ---------------------------------------------------------------- the checked estimate
+
+@dataclass
+class LoraSite:
+    """One adapted linear of a decoder layer."""
+
+    name: str          # leaf name, e.g. "q_proj"
+    in_features: int
+    r: int
+    dropout: float
+
+
+@dataclass
+class Trainables:
+    """What a PEFT config trains on a model, counted on the meta device (no weights)."""
+
+    method: str                  # "LORA" or "FULL" (no peft_config)
+    total_params: int            # the base model's parameters (adapters excluded)
+    trainable_params: int
+    sites: list[LoraSite] = field(default_factory=list)
+    """The adapted linears of ONE decoder layer (every layer has the same)."""
+
+
+def count_trainables(model_config, peft_config=None) -> Trainables:
+    """Parameter counts and LoRA sites from a meta-device model with PEFT's own injection.
+
+    ``peft_config``: a ``LoraConfig`` (remote-code names such as ``query_key_value`` are mapped
+    as :func:`gluekit.lora.resolve_targets` does), or None for full fine-tuning.
+    """
+    import copy
+
+    from peft import LoraConfig, inject_adapter_in_model
+
+    from .lora import resolve_targets
+    from .models import meta_model
+
+    net = meta_model(model_config)
+    total = sum(p.numel() for p in net.parameters())
+    if peft_config is None:
+        return Trainables("FULL", total, total)
+    if not isinstance(peft_config, LoraConfig):
+        raise ValueError(f"`peft_config.peft_type`: the memory estimate models LORA or full fine-tuning, "
+                         f"got {type(peft_config).__name__}.")
+    pc = copy.deepcopy(peft_config)
+    res = resolve_targets(net, pc.target_modules)
+    if res.mapped:
+        pc.target_modules = set(res.target_modules)
+    inject_adapter_in_model(pc, net)
+    trainable = sum(p.numel() for n, p in net.named_parameters() if "lora_" in n)
+    sites = []
+    for name, mod in net.named_modules():
+        if ".layers.0." in f"{name}." and hasattr(mod, "lora_A") and "default" in getattr(mod, "lora_A", {}):
+            drop = mod.lora_dropout["default"]
+            sites.append(LoraSite(name.rsplit(".", 1)[-1], mod.in_features, mod.r["default"], float(getattr(drop, "p", 0.0))))
+    return Trainables("LORA", total, trainable, sites)
+
+
+@dataclass
+class PeakMemory:
+    """Peak memory of one device during a training step, by component (bytes)."""
+
+    weights: float
+    """Every base parameter in the load dtype."""
+    trainable_states: float
+    """Trainable parameters: fp32 weights (4) + gradients (4) + AdamW's two moments (8) = 16 bytes each."""
+    activations: float
+    """Tensors the decoder layers (and final norm) keep for backward, at the peak."""
+    logits: float
+    """The loss's fp32 logits buffers at the peak (12 bytes per logit at the start of backward)."""
+    gradient_checkpointing: bool
+    tokens: int
+    detail: dict = field(default_factory=dict)
+    """Bytes per token of each part, and the states split into weights / grads / moments."""
+
+    @property
+    def total(self) -> float:
+        return self.weights + self.trainable_states + self.activations + self.logits
+
+    @property
+    def step_increase(self) -> float:
+        """What a step adds over the resting state (weights, adapters, AdamW moments): activations, logits, gradients."""
+        return self.activations + self.logits + self.detail["grads"]
+
+    def gib(self) -> dict[str, float]:
+        return {k: round(getattr(self, k) / GiB, 3) for k in ("weights", "trainable_states", "activations", "logits", "total")}
+
+
+def _shape(config) -> dict:
+    heads = config.num_attention_heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+    rope = getattr(config, "rope_parameters", None) or {}
+    rotary = int(head_dim * rope.get("partial_rotary_factor", getattr(config, "partial_rotary_factor", 1.0)))
+    return dict(h=config.hidden_size, F=config.intermediate_size, L=config.num_hidden_layers, V=config.vocab_size,
+                heads=heads, nq=heads * head_dim, nkv=(getattr(config, "num_key_value_heads", None) or heads) * head_dim,
+                rotary=rotary)
+
+
+def layer_bytes(config, trainables: Trainables, w: int, *, first: bool = False, device: str = "cuda",
+                a: int = ADAPTER_BYTES) -> dict[str, int]:
+    """Bytes per token one decoder layer keeps for backward, by part (see the module docstring).
+
+    ``first``: layer 0 of a LoRA model with frozen embeddings, not checkpointed: no gradient flows
+    into its input, so its input norm keeps nothing and its dropouts keep no mask.
+    ``device``: dropout keeps a bool mask on CUDA (fused kernel), a mask in the input dtype on CPU.
+    """
+    s = _shape(config)
+    norm = 4 * s["h"] + 4  # fp32 input + fp32 1/rms, per RMSNorm
+    out = {"norms": norm * (1 if first else 2),
+           "attention": w * (2 * s["nq"] + 2 * s["nkv"]) + 4 * s["heads"],
+           "mlp": 3 * s["F"] * w}
+    if trainables.method == "FULL":
+        # every linear keeps its input (q/k/v share one; o; gate_up; down) and each norm its normalised
+        # input for the norm weight's gradient
+        out["linear_inputs"] = w * (2 * s["h"] + s["nq"] + s["F"]) + 2 * w * s["h"]
+        return out
+    mask = 1 if device == "cuda" else a
+    lora, shared = 0, set()
+    for site in trainables.sites:
+        lora += a * site.r  # lora_A's output, kept by lora_B
+        if site.dropout > 0:
+            lora += (a + (0 if first else mask)) * site.in_features  # dropout output (lora_A's input) + its mask
+        elif a != w:
+            lora += a * site.in_features  # PEFT's cast of the input to the adapter dtype, one per adapter
+        elif SHARED_INPUT.get(site.name, site.name) not in shared:
+            shared.add(SHARED_INPUT.get(site.name, site.name))
+            lora += w * site.in_features  # the base layer's input itself, once per distinct tensor
+    out["lora"] = lora
+    return out
+
+
+def peak_memory(model_config, trainables: Trainables, *, batch: int, seq_len: int, dtype: str = "bfloat16",
+                gradient_checkpointing: bool = False, device: str = "cuda", zero_stage: int = 0,
+                devices: int = 1) -> PeakMemory:
+    """Peak memory of one device for one training step on ``batch`` rows of ``seq_len`` tokens (no padding).
+
+    ``dtype``: the load dtype of the base weights (``bfloat16`` on a GPU, ``float32`` on CPU);
+    ``device``: ``cuda`` or ``cpu`` (only dropout masks differ). ZeRO shards the states as
+    :func:`estimate` says; activations are never sharded.
+    """
+    w = DTYPE_BYTES[str(dtype).replace("torch.", "")]
+    s = _shape(model_config)
+    tokens = batch * seq_len
+    full = trainables.method == "FULL"
+    # final norm (fp32 input + 1/rms); full SFT also: its normalised input and lm_head's input
+    final = 4 * s["h"] + 4 + (2 * w * s["h"] if full else 0)
+    rope = 2 * w * s["rotary"] * seq_len  # each layer's own cos/sin (GLM's partial RoPE), per sequence, bytes
+    layer = layer_bytes(model_config, trainables, w, device=device)
+    first = layer if full else layer_bytes(model_config, trainables, w, first=True, device=device)
+    logits = LOGIT_BYTES * s["V"]
+    if gradient_checkpointing:
+        kept = s["L"] * w * s["h"] + final  # each layer's input, held by its checkpoint (bytes/token)
+        recompute = 2 * (sum(layer.values()) + rope / tokens)  # one layer's set and, bounding them, its gradients
+        act, log = (kept, logits) if logits >= recompute else (kept + recompute, 0)
+    else:
+        act = sum(first.values()) + (s["L"] - 1) * sum(layer.values()) + final + s["L"] * rope / tokens
+        log = logits
+    weights = trainables.total_params * w / (devices if zero_stage >= 3 else 1)
+    fp32_copy, grads, moments = _sharded_states(trainables.trainable_params, zero_stage, devices)
+    detail = {"per_token": {"layer": layer, "layer_0": first, "final": final, "logits": logits},
+              "rope_per_layer": rope, "adapter_weights": fp32_copy, "grads": grads, "moments": moments,
+              "dtype_bytes": w, "device": device}
+    return PeakMemory(weights, fp32_copy + grads + moments, act * tokens, log * tokens, gradient_checkpointing,
+                      tokens, detail)
+
+
+# ---------------------------------------------------------------- from a config file
+
+GLM4_9B_NAMES = ("glm-4-9b", "glm-4-9b-chat", "glm-4-9b-chat-hf", "glm4-9b", "THUDM/glm-4-9b-chat", "THUDM/glm-4-9b-chat-hf",
+                 "zai-org/glm-4-9b-chat-hf")
+
+
+def model_config_for(model: str | None = None):
+    """The model's config without weights: the tiny GLM (None), GLM-4-9B's shape (``glm-4-9b``), or a folder's config.json.
+
+    A remote-code GLM-4 config.json (``model_type: chatglm``) is read as the same shape in
+    transformers' native GLM (the -hf model).
+    """
+    from .models import glm4_9b_config, model_path
+
+    if model is not None and str(model) in GLM4_9B_NAMES:
+        return glm4_9b_config()
+    path = Path(model_path(model))
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"model {model!r}: no config.json in {path}. Give a local model folder, or glm-4-9b for "
+                                "GLM-4-9B-chat's shape.")
+    raw = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    if raw.get("model_type") == "chatglm":
+        from transformers import GlmConfig
+
+        return GlmConfig(vocab_size=raw["padded_vocab_size"], hidden_size=raw["hidden_size"],
+                         intermediate_size=raw["ffn_hidden_size"], num_hidden_layers=raw["num_layers"],
+                         num_attention_heads=raw["num_attention_heads"], num_key_value_heads=raw["multi_query_group_num"],
+                         head_dim=raw["kv_channels"], tie_word_embeddings=False)
+    from transformers import AutoConfig
+
+    return AutoConfig.from_pretrained(str(path))
+
+
+def zero_stage_of(cfg) -> int:
+    """``zero_optimization.stage`` of the config's ``training_args.deepspeed`` file (0 without one)."""
+    ds = cfg.training_args.get("deepspeed")
+    if not ds:
+        return 0
+    try:
+        return int(json.loads(Path(ds).read_text(encoding="utf-8")).get("zero_optimization", {}).get("stage", 0))
+    except (OSError, ValueError, TypeError):
+        return 0
+
+
+@dataclass
+class MemoryPlan:
+    """Peak memory per device for a config, with and without gradient checkpointing."""
+
+    model: str
+    dtype: str
+    batch: int
+    seq_len: int
+    devices: int
+    zero_stage: int
+    trainables: Trainables
+    without_checkpointing: PeakMemory
+    with_checkpointing: PeakMemory
+    gradient_checkpointing: bool
+    """What the config asks for (``training_args.gradient_checkpointing``): the estimate that applies."""
+
+    @property
+    def applies(self) -> PeakMemory:
+        return self.with_checkpointing if self.gradient_checkpointing else self.without_checkpointing
+
+    def summary(self) -> str:
+        t = self.trainables
+        zero = f", ZeRO-{self.zero_stage} over {self.devices} devices" if self.zero_stage else ""
+        lines = [f"peak memory per device ({self.model}, {self.dtype} weights{zero}; longest batch "
+                 f"{self.batch} x {self.seq_len} tokens; {t.method}: {t.trainable_params:,d} of {t.total_params:,d} "
+                 f"parameters trained):",
+                 f"  {'':26} {'checkpointing off':>18} {'checkpointing on':>18}"]
+        off, on = self.without_checkpointing, self.with_checkpointing
+        rows = [("weights", "weights"), ("trainable + grads + AdamW", "trainable_states"),
+                ("activations", "activations"), ("logits (fp32 loss)", "logits"), ("total", "total")]
+        for label, key in rows:
+            lines.append(f"  {label:26} {_fmt(getattr(off, key)):>18} {_fmt(getattr(on, key)):>18}")
+        lines.append(f"  applies: checkpointing {'on' if self.gradient_checkpointing else 'off'} "
+                     f"(training_args.gradient_checkpointing), {_fmt(self.applies.total)}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        def pm(p: PeakMemory) -> dict:
+            return {k: getattr(p, k) for k in ("weights", "trainable_states", "activations", "logits", "total")}
+
+        return {"model": self.model, "dtype": self.dtype, "batch": self.batch, "seq_len": self.seq_len,
+                "devices": self.devices, "zero_stage": self.zero_stage, "method": self.trainables.method,
+                "total_params": self.trainables.total_params, "trainable_params": self.trainables.trainable_params,
+                "gradient_checkpointing": self.gradient_checkpointing,
+                "bytes": {"checkpointing_off": pm(self.without_checkpointing), "checkpointing_on": pm(self.with_checkpointing)}}
+
+
+def _fmt(n: float) -> str:
+    return f"{n / GiB:.2f} GiB" if n >= 0.1 * GiB else f"{n / 2 ** 20:.1f} MiB"
+
+
+def plan_memory(cfg, model_config=None, *, model_name: str = "tiny GLM", dtype: str | None = None,
+                devices: int = 1) -> MemoryPlan:
+    """Peak memory per device of a run of ``cfg`` (a FinetuneConfig) on ``model_config`` (default: the tiny GLM).
+
+    Batch = ``per_device_train_batch_size`` rows of the longest sample, ``max_input_length +
+    max_output_length + 1`` tokens. ``dtype`` defaults to what gluekit loads here for the tiny GLM
+    (``float32`` on CPU) and to ``bfloat16`` (the GPU dtype) for any other model.
+    """
+    from .models import default_dtype
+
+    if model_config is None:
+        model_config = model_config_for(None)
+    if dtype is None:
+        dtype = str(default_dtype()).replace("torch.", "") if model_name == "tiny GLM" else "bfloat16"
+    trainables = count_trainables(model_config, cfg.peft_config_object())
+    ta = cfg.training_args
+    batch = int(ta.get("per_device_train_batch_size", 8))  # transformers' default is 8
+    ckpt = bool(ta.get("gradient_checkpointing") or ta.get("activation_checkpointing"))
+    stage = zero_stage_of(cfg)
+    kw = dict(batch=batch, seq_len=cfg.max_length, dtype=dtype, zero_stage=stage, devices=devices)
+    return MemoryPlan(model_name, dtype, batch, cfg.max_length, devices, stage, trainables,
+                      peak_memory(model_config, trainables, gradient_checkpointing=False, **kw),
+                      peak_memory(model_config, trainables, gradient_checkpointing=True, **kw), ckpt)
+
+
+# ---------------------------------------------------------------- counting what autograd keeps
+
+def saved_bytes(model, input_ids, labels=None) -> dict[str, int]:
+    """Bytes autograd keeps for backward in one forward pass, by part: ``layers``, ``final`` (final norm), ``loss``.
+
+    Every tensor autograd saves passes through a ``saved_tensors_hooks`` pack hook; each storage is
+    counted once (several ops can keep the same tensor) and parameters are left out (they are
+    weights, not activations). ``layers`` is a list, one count per decoder layer. Under gradient
+    checkpointing the layers' tensors are not saved and so not counted.
+    """
+    import torch
+
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    where = ["loss"]  # the part running now; the loss is computed outside every module below
+    counts: dict = {"layers": [], "final": 0, "loss": 0}
+    seen: set[int] = set()
+    hooks = []
+    layers = _decoder_layers(model)
+
+    def enter(part):
+        return lambda module, args: where.append(part) and None  # None: leave the inputs alone
+
+    def leave(module, args, output):
+        where.pop()  # returns None: leave the output alone
+
+    for i, layer in enumerate(layers):
+        hooks += [layer.register_forward_pre_hook(enter(i)), layer.register_forward_hook(leave)]
+    norm = _final_norm(model)
+    hooks += [norm.register_forward_pre_hook(enter("final")), norm.register_forward_hook(leave)]
+    counts["layers"] = [0] * len(layers)
+
+    def pack(t):
+        st = t.untyped_storage()
+        ptr = st.data_ptr()
+        if ptr not in params and ptr not in seen:
+            seen.add(ptr)
+            if isinstance(where[-1], int):
+                counts["layers"][where[-1]] += st.nbytes()
+            else:
+                counts[where[-1]] += st.nbytes()
+        return t
+
+    try:
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            out = model(input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
+                        labels=input_ids if labels is None else labels)
+    finally:
+        for hk in hooks:
+            hk.remove()
+    del out
+    return counts
+
+
+def _decoder_layers(model):
+    for name, mod in model.named_modules():
+        if name.endswith("layers") and hasattr(mod, "__len__"):
+            return list(mod)
+    raise ValueError("no decoder layers found (expected a module list named `layers`)")
+
+
+def _final_norm(model):
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return base.model.norm

@@ -410,6 +410,18 @@ def _trainer_classes():
     return GenerationEvalTrainer, NanGuard, LogPrinter, FaultInjector
 
 
+def _train_collator(cfg: FinetuneConfig, model, tokenizer):
+    """Right padding, or with ``packing: true`` one padding-free row per batch (same samples per step)."""
+    if not getattr(cfg, "packing", False):
+        return PadCollator(tokenizer.pad_token_id)
+    from .packing import PackCollator, packing_problem
+
+    problem = packing_problem(model)
+    if problem:
+        raise TrainingError(f"`packing`: {problem}")
+    return PackCollator()
+
+
 def build_trainer(cfg: FinetuneConfig, model, tokenizer, data: PreparedData, print_logs: bool = True,
                   callbacks: list | None = None, **arg_overrides):
     """A ``Seq2SeqTrainer`` (subclass) wired with gluekit's collator, eval and guards."""
@@ -434,7 +446,7 @@ def build_trainer(cfg: FinetuneConfig, model, tokenizer, data: PreparedData, pri
     trainer = GenerationEvalTrainer(
         model=model, args=args, train_dataset=data.train,
         eval_dataset=data.eval_rows or None, eval_rows=data.eval_rows,
-        data_collator=PadCollator(tokenizer.pad_token_id), processing_class=tokenizer, callbacks=cbs,
+        data_collator=_train_collator(cfg, model, tokenizer), processing_class=tokenizer, callbacks=cbs,
         fault=fault,
     )
     if print_logs:

@@ -1,7 +1,7 @@
 """Environment for notebooks run under nbval, and a record of what each notebook costs.
 
 Kernels inherit this pytest process's environment. After each notebook, the kernel's wall time and
-peak resident memory (VmHWM from /proc, Linux) go to tests/artifacts/notebook-costs.json, and a
+CPU seconds and peak resident memory (from /proc, Linux) go to tests/artifacts/notebook-costs.json, and a
 notebook whose kernel peaked above the 1.5 GB budget (Binder gives 2 GB) fails its last cell.
 """
 import json
@@ -18,20 +18,30 @@ COSTS = Path(__file__).resolve().parent.parent / "tests" / "artifacts" / "notebo
 _started: dict[str, float] = {}
 
 
-def _kernel_peak_mb(nbfile) -> float | None:
-    """Peak RSS in MB of the notebook's kernel process and its children so far (Linux only)."""
+def _kernel_pid(nbfile) -> int | None:
     kernel = getattr(nbfile, "kernel", None)
     proc = getattr(getattr(getattr(kernel, "km", None), "provisioner", None), "process", None)
-    pid = getattr(proc, "pid", None)
-    if pid is None:
-        return None
+    return getattr(proc, "pid", None)
+
+
+def _kernel_peak_mb(pid: int | None) -> float | None:
+    """Peak RSS in MB of the kernel process itself so far (Linux only; not its subprocesses)."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024  # kB -> MB
-    except OSError:
+    except (OSError, TypeError):
         return None
     return None
+
+
+def _kernel_cpu_s(pid: int | None) -> float | None:
+    """CPU seconds (user + system) the kernel process used: less sensitive to a busy machine than wall time."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime in clock ticks
+    except (OSError, TypeError, IndexError, ValueError):
+        return None
 
 
 def pytest_runtest_setup(item):
@@ -43,11 +53,13 @@ def pytest_runtest_teardown(item, nextitem):
     nb = item.parent
     if not hasattr(nb, "kernel") or (nextitem is not None and nextitem.parent is nb):
         return
-    peak = _kernel_peak_mb(nb)
+    pid = _kernel_pid(nb)
+    peak, cpu = _kernel_peak_mb(pid), _kernel_cpu_s(pid)
     wall = time.monotonic() - _started.get(nb.nodeid, time.monotonic())
     COSTS.parent.mkdir(parents=True, exist_ok=True)
     costs = json.loads(COSTS.read_text()) if COSTS.is_file() else {}
-    costs[Path(str(nb.fspath)).name] = {"wall_s": round(wall, 1), "kernel_peak_rss_mb": peak and round(peak),
+    costs[Path(str(nb.fspath)).name] = {"wall_s": round(wall, 1), "kernel_cpu_s": cpu and round(cpu, 1),
+                                        "kernel_peak_rss_mb": peak and round(peak),
                                         "load_1min": round(os.getloadavg()[0], 2), "date": time.strftime("%Y-%m-%d %H:%M")}
     COSTS.write_text(json.dumps(dict(sorted(costs.items())), indent=1) + "\n")
     if peak is not None and peak > MEMORY_BUDGET_MB:

@@ -1,0 +1,189 @@
+"""Training throughput: gluekit's Trainer path vs a minimal hand-written torch + PEFT loop.
+
+Both sides train the tiny GLM with LoRA (configs/tiny.yaml) on the demo data for the same number of
+optimizer steps, from the same seed, on the same batches: the hand-written loop iterates the
+gluekit Trainer's own ``get_train_dataloader()`` (same sampler order, same ``PadCollator``), builds
+AdamW with the Trainer's hyper-parameters, the same linear schedule and clips gradients at
+``max_grad_norm`` like the Trainer. Evaluation and saving are off and logging is sparse (once at
+the end), so the timing is the training step itself plus what the Trainer wraps around it.
+
+Runs alternate (gluekit, loop, gluekit, loop ...); each run starts from a freshly loaded model,
+its setup (model load, LoRA wrap, building the Trainer) outside the timed part. A separate,
+untimed run with ``logging_steps=1`` records gluekit's loss at every step; ``same_output`` says
+whether it equals the hand-written loop's loss at every step (1e-4 relative).
+"""
+from __future__ import annotations
+
+import math
+import os
+import statistics
+import tempfile
+import time
+
+from .common import ROOT, Row
+
+TINY_YAML = ROOT / "configs" / "tiny.yaml"
+LOSS_RTOL = 1e-4  # relative; float32 sums taken in a different order stay well inside it
+EXTRA: dict = {}
+
+
+def _threads() -> int:
+    """Torch threads for the run: 1 unless GLUEKIT_BENCH_THREADS says otherwise.
+
+    On a shared 2-core machine, two OpenMP threads that wait on each other while another
+    process holds a core made the same work up to 10x slower from one run to the next; one thread
+    keeps both sides' timings steady. Both sides always run with the same setting.
+    """
+    return int(os.environ.get("GLUEKIT_BENCH_THREADS", "1"))
+
+
+def _config(steps: int, out_dir: str, logging_steps: int):
+    from gluekit.config import load_config
+    from gluekit.tiny import DEMO_DIR
+
+    return load_config(TINY_YAML, {
+        "training_args.max_steps": steps, "training_args.eval_strategy": "no",
+        "training_args.save_strategy": "no", "training_args.logging_steps": logging_steps,
+        "training_args.output_dir": out_dir, "data_config.test_file": None,
+        "training_args.log_level": "error",  # tiny.yaml's "info" prints each run's set-up; no effect on training
+    }, data_dir=DEMO_DIR)
+
+
+def _fresh_model(cfg):
+    """The tiny GLM with LoRA, initialised exactly as ``gluekit.train.train`` does (seed, then wrap)."""
+    from transformers import set_seed
+
+    from gluekit.lora import apply_peft
+    from gluekit.models import load_model
+
+    set_seed(cfg.training_args.get("seed", 42))
+    model, _ = apply_peft(load_model(), cfg.peft_config_object(), verbose=False)
+    return model
+
+
+def _gluekit_trainer(cfg, tok, data):
+    from gluekit.train import build_trainer
+
+    return build_trainer(cfg, _fresh_model(cfg), tok, data, print_logs=False)
+
+
+def _loop_optimizer(model, args):
+    """AdamW as the Trainer builds it: weight decay off for biases and norms, same lr/betas/eps/fused."""
+    import torch
+    from transformers.trainer_pt_utils import get_parameter_names
+
+    # the Trainer's rule (Trainer.get_decay_parameter_names in transformers 5)
+    no_decay = [r"bias", r"layernorm", r"rmsnorm", r"(?:^|\.)norm(?:$|\.)", r"_norm(?:$|\.)"]
+    decay = set(get_parameter_names(model, [torch.nn.LayerNorm], no_decay))
+    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    groups = [{"params": [p for n, p in params if n in decay], "weight_decay": args.weight_decay},
+              {"params": [p for n, p in params if n not in decay], "weight_decay": 0.0}]
+    fused = str(args.optim).endswith("fused")
+    return torch.optim.AdamW(groups, lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2),
+                             eps=args.adam_epsilon, fused=fused or None)
+
+
+def hand_loop(model, batches, args, steps: int) -> list[float]:
+    """The minimal loop: forward, backward, clip, AdamW step, linear-decay schedule. Returns losses."""
+    import torch
+
+    opt = _loop_optimizer(model, args)
+    # 1) linear decay from lr to 0 over `steps`, no warm-up (the Trainer's default schedule)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: max(0.0, (steps - s) / steps))
+    params = [p for p in model.parameters() if p.requires_grad]
+    model.train()
+    losses = []
+    for step, batch in enumerate(batches):
+        if step == steps:
+            break
+        loss = model(**batch).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, args.max_grad_norm)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        losses.append(loss.detach())
+    return [float(x) for x in losses]
+
+
+def _timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def _profile_trainer(cfg, tok, data) -> list[str]:
+    """Top functions (own time) of one gluekit run: what the Trainer spends beside the model."""
+    import cProfile
+    import io
+    import pstats
+
+    trainer = _gluekit_trainer(cfg, tok, data)
+    prof = cProfile.Profile()
+    prof.runcall(trainer.train)
+    buf = io.StringIO()
+    pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(12)
+    return [line.strip() for line in buf.getvalue().splitlines() if line.strip()][-13:]
+
+
+def run(quick: bool) -> list[Row]:
+    import torch
+    from transformers.utils import logging as hf_logging
+
+    from gluekit.models import load_tokenizer
+    from gluekit.tiny import DEMO_DIR
+    from gluekit.train import prepare_data
+
+    steps, repeats = (5, 1) if quick else (40, 4)
+    old_threads = torch.get_num_threads()
+    torch.set_num_threads(_threads())
+    hf_logging.set_verbosity_error()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            cfg = _config(steps, tmp, logging_steps=steps)
+            tok = load_tokenizer()
+            data = prepare_data(cfg, DEMO_DIR, tok)
+            # correctness: gluekit's loss at every step (logging_steps=1, untimed) vs the loop's
+            cfg1 = _config(steps, tmp, logging_steps=1)
+            tr1 = _gluekit_trainer(cfg1, tok, data)
+            tr1.train()
+            args = tr1.args  # what the Trainer really used (build_trainer adds CPU settings)
+            glue_losses = [h["loss"] for h in tr1.state.log_history if "loss" in h]
+            loop_losses = hand_loop(_fresh_model(cfg), tr1.get_train_dataloader(), args, steps)
+            same = len(glue_losses) == len(loop_losses) == steps and all(
+                math.isclose(a, b, rel_tol=LOSS_RTOL) for a, b in zip(glue_losses, loop_losses))
+            worst = max((abs(a - b) / max(abs(b), 1e-12) for a, b in zip(glue_losses, loop_losses)), default=0.0)
+
+            # timing: alternate, each run on a fresh model; setup outside the clock
+            times: dict[str, list[float]] = {"gluekit": [], "loop": []}
+            mean_losses: dict[str, list[float]] = {"gluekit": [], "loop": []}
+            for _ in range(repeats + 1):  # the first round warms up and is dropped
+                trainer = _gluekit_trainer(cfg, tok, data)
+                times["gluekit"].append(_timed(trainer.train))
+                mean_losses["gluekit"].append(next(h["loss"] for h in trainer.state.log_history if "loss" in h))
+                model, dl = _fresh_model(cfg), trainer.get_train_dataloader()
+                out: list[float] = []
+                times["loop"].append(_timed(lambda: out.extend(hand_loop(model, dl, args, steps))))
+                mean_losses["loop"].append(sum(out) / len(out))
+            med = {k: statistics.median(v[1:] if len(v) > 1 else v) for k, v in times.items()}
+            runs_agree = all(math.isclose(a, b, rel_tol=LOSS_RTOL) for a, b in zip(*mean_losses.values()))
+            profile = [] if quick else _profile_trainer(cfg, tok, data)
+    finally:
+        torch.set_num_threads(old_threads)
+
+    base, glue = steps / med["loop"], steps / med["gluekit"]
+    ratio = glue / base
+    EXTRA["notes"] = (f"train_loop: torch threads {_threads()} for both sides (GLUEKIT_BENCH_THREADS); "
+                      f"{repeats} alternating runs after one warm-up round, medians.")
+    return [Row(
+        name=f"LoRA training, tiny GLM, {steps} steps of batch {args.per_device_train_batch_size}",
+        baseline="hand-written torch + PEFT loop (same batches, AdamW, schedule, clipping)",
+        metric="train steps/s", baseline_value=base, gluekit_value=glue, ratio=ratio, target=">= 0.95x",
+        met=ratio >= 0.95, same_output=same and runs_agree,
+        notes=(f"losses equal step by step within {LOSS_RTOL:g} relative (worst {worst:.1e}); "
+               f"mean loss of every timed run equal too: {runs_agree}. Trainer time per step beyond the loop: "
+               f"{1000 * (med['gluekit'] - med['loop']) / steps:+.1f} ms."),
+        details={"seconds": {k: [round(x, 4) for x in v] for k, v in times.items()},
+                 "glue_losses": [round(x, 6) for x in glue_losses], "loop_losses": [round(x, 6) for x in loop_losses],
+                 "profile_gluekit_tottime": profile},
+    )]

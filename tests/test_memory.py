@@ -1,0 +1,160 @@
+"""The peak-memory estimate against what autograd really keeps (saved_tensors_hooks), and `gluekit plan`'s memory lines.
+
+No RSS, no timing: the measured-peak comparison lives in benchmarks/bench_memory.py.
+"""
+import copy
+import json
+
+import pytest
+import torch
+from peft import LoraConfig
+
+from gluekit import load_config
+from gluekit.cli import main
+from gluekit.lora import apply_peft, count_parameters, lora_trainable_on
+from gluekit.memory import (LOGIT_BYTES, count_trainables, estimate, model_config_for, peak_memory, plan_memory,
+                            saved_bytes)
+from gluekit.models import glm4_9b_config, load_model, meta_model
+
+B, T = 2, 48  # 96 tokens: a fraction of a second per forward pass
+# The target is agreement within 15%; the formulas count every kept tensor, so anything over 2% is a
+# wrong or missing term (a dropout mask in the wrong dtype alone is 11% of a layer).
+TOL = 0.02
+LORA_YAML_KIND = LoraConfig(r=8, lora_alpha=32, lora_dropout=0.1, target_modules=["query_key_value"], task_type="CAUSAL_LM")
+
+
+@pytest.fixture(scope="module")
+def tiny_conf():
+    return model_config_for(None)
+
+
+def _counted(peft_config, dtype, checkpointing=False):
+    torch.manual_seed(0)
+    net = load_model(None, dtype=dtype)
+    if peft_config is None:
+        net.requires_grad_(True)
+    else:
+        net, _ = apply_peft(net, copy.deepcopy(peft_config), verbose=False)
+    if checkpointing:
+        net.get_base_model().activation_checkpointing_enable() if peft_config else net.activation_checkpointing_enable()
+    net.train()
+    return saved_bytes(net, torch.randint(0, net.config.vocab_size, (B, T)))
+
+
+def _estimated(conf, peft_config, dtype, checkpointing=False):
+    return peak_memory(conf, count_trainables(conf, peft_config), batch=B, seq_len=T, dtype=dtype, device="cpu",
+                       gradient_checkpointing=checkpointing)
+
+
+@pytest.mark.parametrize("kind", ["tiny.yaml", "lora.yaml-like"])
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_lora_components_match_saved_tensor_bytes(configs, tiny_conf, kind, dtype):
+    pc = load_config(f"{configs}/tiny.yaml").peft_config_object() if kind == "tiny.yaml" else LORA_YAML_KIND
+    counted = _counted(pc, getattr(torch, dtype))
+    est = _estimated(tiny_conf, pc, dtype)
+    assert est.activations == pytest.approx(sum(counted["layers"]) + counted["final"], rel=TOL)
+    per_token = est.detail["per_token"]
+    assert per_token["layer_0"] != per_token["layer"]  # layer 0 passes no gradient to the frozen embeddings
+    for i, n in enumerate(counted["layers"]):
+        part = per_token["layer_0" if i == 0 else "layer"]
+        assert sum(part.values()) * B * T + est.detail["rope_per_layer"] == pytest.approx(n, rel=TOL)
+    # of the 12 bytes per logit at the peak, 4 are log_softmax's saved fp32 output
+    assert est.logits * 4 / LOGIT_BYTES == pytest.approx(counted["loss"], rel=TOL)
+
+
+def test_full_finetuning_components_match_saved_tensor_bytes(tiny_conf):
+    counted = _counted(None, torch.bfloat16)
+    est = _estimated(tiny_conf, None, "bfloat16")
+    logits_saved = est.logits * 4 / LOGIT_BYTES
+    assert est.activations + logits_saved == pytest.approx(sum(counted["layers"]) + counted["final"] + counted["loss"], rel=TOL)
+    assert est.trainable_states == 16 * count_parameters(load_model(None))[1]
+
+
+def test_checkpointing_keeps_only_layer_inputs(configs, tiny_conf):
+    pc = load_config(f"{configs}/tiny.yaml").peft_config_object()
+    counted = _counted(pc, torch.float32, checkpointing=True)
+    on, off = _estimated(tiny_conf, pc, "float32", True), _estimated(tiny_conf, pc, "float32", False)
+    h = tiny_conf.hidden_size
+    assert counted["layers"] == [4 * h * B * T] * tiny_conf.num_hidden_layers  # the checkpoint holds each input
+    assert on.activations == pytest.approx(sum(counted["layers"]) + counted["final"], rel=TOL)
+    assert on.activations < off.activations / 2  # far more than halved
+    assert on.logits == off.logits and on.weights == off.weights
+    assert on.total < off.total
+
+
+def test_parameter_counts_come_from_peft_on_the_meta_device(configs, tiny_conf):
+    cfg = load_config(f"{configs}/tiny.yaml")
+    counted = count_trainables(tiny_conf, cfg.peft_config_object())
+    real, _ = apply_peft(load_model(None), cfg.peft_config_object(), verbose=False)
+    assert (counted.trainable_params, counted.total_params + counted.trainable_params) == count_parameters(real)
+    glm = count_trainables(glm4_9b_config(), copy.deepcopy(LORA_YAML_KIND))  # q/k/v after name mapping
+    assert glm.trainable_params == 5_406_720 == lora_trainable_on(meta_model(), LoraConfig(r=8, target_modules=["q_proj", "k_proj", "v_proj"]))
+    assert [s.name for s in glm.sites] == ["q_proj", "k_proj", "v_proj"] and all(s.dropout == 0.1 for s in glm.sites)
+
+
+def test_scaling_rules(tiny_conf):
+    tr = count_trainables(tiny_conf, LORA_YAML_KIND)
+    one = peak_memory(tiny_conf, tr, batch=1, seq_len=256, dtype="bfloat16")
+    two = peak_memory(tiny_conf, tr, batch=2, seq_len=256, dtype="bfloat16")
+    assert two.logits == 2 * one.logits and two.activations == pytest.approx(2 * one.activations, rel=0.01)  # RoPE cos/sin: per position, not per row
+    assert two.weights == one.weights and two.trainable_states == one.trainable_states
+    fp32 = peak_memory(tiny_conf, tr, batch=1, seq_len=256, dtype="float32")
+    assert fp32.weights == 2 * one.weights and fp32.logits == one.logits  # the loss is fp32 either way
+    z3 = peak_memory(tiny_conf, tr, batch=1, seq_len=256, dtype="bfloat16", zero_stage=3, devices=8)
+    assert z3.weights == one.weights / 8 and z3.activations == one.activations
+    # CUDA's fused dropout keeps a 1-byte mask, the CPU path a 4-byte one (in the fp32 adapter dtype)
+    cpu = peak_memory(tiny_conf, tr, batch=1, seq_len=256, dtype="bfloat16", device="cpu")
+    assert cpu.activations > one.activations
+
+
+def test_glm4_9b_in_bf16(configs):
+    cfg = load_config(f"{configs}/lora.yaml")
+    p = plan_memory(cfg, glm4_9b_config(), model_name="glm-4-9b")
+    assert p.dtype == "bfloat16" and p.seq_len == 1025 and p.batch == 1
+    off, on = p.without_checkpointing, p.with_checkpointing
+    assert off.weights / 2 ** 30 == pytest.approx(17.51, abs=0.01)  # 9.4e9 parameters x 2 bytes
+    assert off.logits == 12 * 151552 * 1025
+    assert 5 * 2 ** 30 < off.activations < 10 * 2 ** 30  # about 190 kB per token and layer
+    assert on.activations == 40 * 2 * 4096 * 1025 + (4 * 4096 + 4) * 1025
+    assert p.applies is off and not p.gradient_checkpointing
+
+
+def test_first_order_estimate_unchanged_for_notebook_11():
+    config = glm4_9b_config()
+    total = sum(p.numel() for p in meta_model(config).parameters())
+    lora = lora_trainable_on(meta_model(config), LoraConfig(r=8, lora_alpha=32, target_modules=["q_proj", "k_proj", "v_proj"]))
+    est = estimate(config, total, lora, tokens=1024, zero_stage=0, devices=8).gib()
+    assert (est["weights"], est["trainable_states"], round(est["activations"] + est["logits"], 2), est["total"]) == (17.51, 0.08, 6.15, 23.73)
+    full = estimate(config, total, total, tokens=1024, zero_stage=3, devices=8).gib()
+    assert (full["weights"], full["trainable_states"], full["total"]) == (2.19, 17.51, 25.84)
+
+
+def test_chatglm_config_json_reads_as_the_native_shape(tmp_path):
+    raw = {"model_type": "chatglm", "padded_vocab_size": 151552, "hidden_size": 4096, "ffn_hidden_size": 13696,
+           "num_layers": 40, "num_attention_heads": 32, "multi_query_group_num": 2, "kv_channels": 128}
+    (tmp_path / "config.json").write_text(json.dumps(raw), encoding="utf-8")
+    c, ref = model_config_for(str(tmp_path)), glm4_9b_config()
+    for k in ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_key_value_heads", "head_dim"):
+        assert getattr(c, k) == getattr(ref, k)
+
+
+def test_cli_prints_memory_lines(capsys, configs):
+    assert main(["plan", f"{configs}/tiny.yaml"]) == 0
+    out = capsys.readouterr().out
+    assert "steps per epoch 75" in out and "peak memory per device (tiny GLM, float32 weights; longest batch 8 x 321 tokens" in out
+    for label in ("weights", "trainable + grads + AdamW", "activations", "logits (fp32 loss)", "total"):
+        assert f"\n  {label} " in out
+    assert "checkpointing off   checkpointing on" in out and "applies: checkpointing off" in out
+    assert main(["plan", f"{configs}/lora.yaml", "--model", "glm-4-9b", "-o", "training_args.gradient_checkpointing=true"]) == 0
+    out = capsys.readouterr().out
+    assert "glm-4-9b, bfloat16 weights" in out and "17.51 GiB" in out and "applies: checkpointing on" in out
+
+
+def test_cli_json_and_unmodelled_methods(capsys, configs):
+    assert main(["plan", f"{configs}/tiny.yaml", "--json"]) == 0
+    mem = json.loads(capsys.readouterr().out)["memory"]
+    assert mem["method"] == "LORA" and mem["trainable_params"] == 73_728
+    on, off = mem["bytes"]["checkpointing_on"], mem["bytes"]["checkpointing_off"]
+    assert on["logits"] == off["logits"] == 12 * 8010 * 8 * 321 and on["activations"] < off["activations"]
+    assert main(["plan", f"{configs}/ptuning_v2.yaml"]) == 0
+    assert "peak memory: not estimated (`peft_config.peft_type`" in capsys.readouterr().out
