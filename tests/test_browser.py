@@ -13,7 +13,7 @@ picks others. Screenshots go to ``tests/artifacts/`` (git-ignored); with
 ``GLUEKIT_UPDATE_SCREENSHOT=1`` the first notebook's top view is also written to
 ``docs/screenshot-quickstart.png`` (the README's picture).
 
-``scripts/test.sh`` runs it when ``GLUEKIT_BROWSER=1`` (opt-in for now). ``kernel_cpu_s`` in each
+``scripts/test.sh`` (so CI) runs it; ``GLUEKIT_BROWSER=0`` leaves it out. ``kernel_cpu_s`` in each
 ``tests/artifacts/browser-NN_x.json`` is the kernel's CPU time, comparable between busy and idle machines.
 
 Needs /usr/bin/chromium, a CJK font and the ``playwright`` package (``bash scripts/browser-deps.sh``
