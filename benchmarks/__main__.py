@@ -46,6 +46,9 @@ def render() -> str:
         if res.get("notes"):
             notes.insert(0, res["notes"])
         lines += [""] + notes + [""] if notes else [""]
+    extra = HERE / "not_ratios.md"  # measured costs that have no baseline, and rows still open
+    if extra.is_file():
+        lines += ["", extra.read_text(encoding="utf-8").strip()]
     return "\n".join(lines).rstrip() + "\n"
 
 
