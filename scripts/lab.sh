@@ -5,4 +5,8 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 . .venv/bin/activate
 export TOKENIZERS_PARALLELISM=false
-exec jupyter lab --notebook-dir=notebooks --ip="${GLUEKIT_LAB_IP:-127.0.0.1}" --port="${GLUEKIT_LAB_PORT:-8888}" "$@"
+# defaults only where the caller did not give them (jupyter refuses a repeated --port or --ip)
+defaults=(--notebook-dir=notebooks)
+[[ " $* " == *" --ip"* ]] || defaults+=(--ip="${GLUEKIT_LAB_IP:-127.0.0.1}")
+[[ " $* " == *" --port"* ]] || defaults+=(--port="${GLUEKIT_LAB_PORT:-8888}")
+exec jupyter lab "${defaults[@]}" "$@"
