@@ -15,21 +15,17 @@ with a stop token) and the untrained tiny GLM (random weights: it never stops be
 from __future__ import annotations
 
 import copy
-import os
 import statistics
 import tempfile
 import time
 
-from .common import ROOT, Row
+from .common import ROOT, Row, bench_threads
 
 TINY_YAML = ROOT / "configs" / "tiny.yaml"
 REFERENCE_BATCH = 4
 EXTRA: dict = {}
 
 
-def _threads() -> int:
-    """Torch threads: 1 unless GLUEKIT_BENCH_THREADS says otherwise (see bench_train_loop._threads)."""
-    return int(os.environ.get("GLUEKIT_BENCH_THREADS", "1"))
 
 
 def load_setup(quick: bool):
@@ -171,7 +167,7 @@ def run(quick: bool) -> list[Row]:
 
     train_steps, repeats = (30, 1) if quick else (200, 5)
     old_threads = torch.get_num_threads()
-    torch.set_num_threads(_threads())
+    torch.set_num_threads(bench_threads())
     hf_logging.set_verbosity_error()
     try:
         cfg, tok, rows = load_setup(quick)
@@ -186,6 +182,6 @@ def run(quick: bool) -> list[Row]:
                                    "only sequential steps, padding and the shared prompt prefix."))
     finally:
         torch.set_num_threads(old_threads)
-    EXTRA["notes"] = (f"eval: torch threads {_threads()} for both sides (GLUEKIT_BENCH_THREADS); {repeats} alternating "
+    EXTRA["notes"] = (f"eval: torch threads {bench_threads()} for both sides (GLUEKIT_BENCH_THREADS); {repeats} alternating "
                       "runs after one warm-up round, medians; replies compared with special tokens dropped.")
     return out

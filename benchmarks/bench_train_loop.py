@@ -15,26 +15,17 @@ whether it equals the hand-written loop's loss at every step (1e-4 relative).
 from __future__ import annotations
 
 import math
-import os
 import statistics
 import tempfile
 import time
 
-from .common import ROOT, Row
+from .common import ROOT, Row, bench_threads
 
 TINY_YAML = ROOT / "configs" / "tiny.yaml"
 LOSS_RTOL = 1e-4  # relative; float32 sums taken in a different order stay well inside it
 EXTRA: dict = {}
 
 
-def _threads() -> int:
-    """Torch threads for the run: 1 unless GLUEKIT_BENCH_THREADS says otherwise.
-
-    On a shared 2-core machine, two OpenMP threads that wait on each other while another
-    process holds a core made the same work up to 10x slower from one run to the next; one thread
-    keeps both sides' timings steady. Both sides always run with the same setting.
-    """
-    return int(os.environ.get("GLUEKIT_BENCH_THREADS", "1"))
 
 
 def _config(steps: int, out_dir: str, logging_steps: int):
@@ -136,7 +127,7 @@ def run(quick: bool) -> list[Row]:
 
     steps, repeats = (5, 1) if quick else (40, 4)
     old_threads = torch.get_num_threads()
-    torch.set_num_threads(_threads())
+    torch.set_num_threads(bench_threads())
     hf_logging.set_verbosity_error()
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -173,7 +164,7 @@ def run(quick: bool) -> list[Row]:
 
     base, glue = steps / med["loop"], steps / med["gluekit"]
     ratio = glue / base
-    EXTRA["notes"] = (f"train_loop: torch threads {_threads()} for both sides (GLUEKIT_BENCH_THREADS); "
+    EXTRA["notes"] = (f"train_loop: torch threads {bench_threads()} for both sides (GLUEKIT_BENCH_THREADS); "
                       f"{repeats} alternating runs after one warm-up round, medians.")
     return [Row(
         name=f"LoRA training, tiny GLM, {steps} steps of batch {args.per_device_train_batch_size}",

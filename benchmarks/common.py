@@ -35,6 +35,16 @@ class Row:
     details: dict = field(default_factory=dict)
 
 
+def bench_threads() -> int:
+    """Torch threads for a timed run: 1 unless GLUEKIT_BENCH_THREADS says otherwise.
+
+    On a shared 2-core machine, two OpenMP threads that wait on each other while another
+    process holds a core made the same work up to 10x slower from one run to the next; one thread
+    keeps both sides' timings steady. Both sides always run with the same setting.
+    """
+    return int(os.environ.get("GLUEKIT_BENCH_THREADS", "1"))
+
+
 def interleaved(fns: dict[str, Callable[[], object]], repeats: int = 3, warmup: int = 1) -> dict[str, float]:
     """Median wall seconds of each callable, run in turns (A B A B ...) after ``warmup`` rounds."""
     for _ in range(warmup):
