@@ -133,14 +133,30 @@ def cmd_train(args) -> int:
         resume = pos[3] if len(pos) == 4 else args.resume
     else:
         raise GluekitError("train takes CONFIG, or DATA_DIR MODEL CONFIG [RESUME] as GLM-4's finetune.py does.")
-    result = train(config, data_dir, model, resume=resume, overrides=args.overrides, overwrite=args.overwrite,
-                   trust_remote_code=args.trust_remote_code)
+    try:
+        result = train(config, data_dir, model, resume=resume, overrides=args.overrides, overwrite=args.overwrite,
+                       trust_remote_code=args.trust_remote_code)
+    finally:
+        _end_process_group()
     if not result.trainer.is_world_process_zero():
         return 0
     print(f"adapter saved to {result.adapter_dir}")
     if result.test_metrics:
         print("test: " + ", ".join(f"{k} {v:.2f}" for k, v in result.test_metrics.items() if isinstance(v, float)))
     return 0
+
+
+def _end_process_group() -> None:
+    """Tear down torchrun's process group while the interpreter is still whole.
+
+    Left to interpreter shutdown, gloo's worker threads can outlive Python and the rank dies with
+    "terminate called without an active exception" (SIGABRT) after a successful run, which torchrun
+    reports as a failure (pytorch/pytorch#190489). No barrier: a rank that failed must not hang the rest.
+    """
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def cmd_chat(args) -> int:

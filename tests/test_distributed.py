@@ -76,3 +76,22 @@ def test_only_rank_zero_writes(runs):
     evals = [e for e in state(tmp, "ddp")["log_history"] if "eval_samples" in e]
     assert evals[0]["eval_samples"] == 14  # every dev reply, split across the 2 ranks and gathered
     shutil.rmtree(tmp)
+
+
+def test_train_command_ends_the_process_group(tmp_path, monkeypatch):
+    # Without destroy_process_group a gloo rank can abort at interpreter exit after a good run
+    # (CI saw "terminate called without an active exception"); the CLI must end the group itself,
+    # also when training raises.
+    import torch.distributed as dist
+
+    from gluekit import cli, train as train_mod
+
+    def failing_train(*args, **kwargs):
+        assert dist.is_initialized()
+        raise RuntimeError("boom")
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    monkeypatch.setattr(train_mod, "train", failing_train)
+    with pytest.raises(RuntimeError, match="boom"):
+        cli.cmd_train(cli.build_parser().parse_args(["train", "cfg.yaml"]))
+    assert not dist.is_initialized()
