@@ -19,7 +19,7 @@ import statistics
 import tempfile
 import time
 
-from .common import ROOT, Row, bench_threads
+from .common import ROOT, Row, bench_threads, timed_threads
 
 TINY_YAML = ROOT / "configs" / "tiny.yaml"
 REFERENCE_BATCH = 4
@@ -166,10 +166,8 @@ def run(quick: bool) -> list[Row]:
     from gluekit.models import load_model
 
     train_steps, repeats = (30, 1) if quick else (200, 5)
-    old_threads = torch.get_num_threads()
-    torch.set_num_threads(bench_threads())
     hf_logging.set_verbosity_error()
-    try:
+    with timed_threads():
         cfg, tok, rows = load_setup(quick)
         with tempfile.TemporaryDirectory() as tmp:
             tuned = fine_tuned_model(train_steps)
@@ -180,8 +178,6 @@ def run(quick: bool) -> list[Row]:
                                why=" No row stops early, so both sides run every row for all max_new_tokens steps: "
                                    "the output layer's work (rows x steps x vocabulary) is the same, and gluekit saves "
                                    "only sequential steps, padding and the shared prompt prefix."))
-    finally:
-        torch.set_num_threads(old_threads)
     EXTRA["notes"] = (f"eval: torch threads {bench_threads()} for both sides (GLUEKIT_BENCH_THREADS); {repeats} alternating "
                       "runs after one warm-up round, medians; replies compared with special tokens dropped.")
     return out

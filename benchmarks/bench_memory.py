@@ -4,7 +4,9 @@ Each setting runs in a fresh Python process (``python benchmarks/bench_memory.py
 tiny GLM in fp32 + LoRA as configs/tiny.yaml (r 16, all-linear, no dropout), AdamW, one warm-up
 step of the same shape (kernels, thread pools and AdamW's moments exist afterwards), then measured
 steps of forward + backward + ``optimizer.step()`` + ``zero_grad()`` on a batch of rows all of the
-same length (the longest-sample case: no padding). For each measured step the kernel's high-water
+same length (the longest-sample case: no padding), with the loss as gluekit's Trainer computes it
+(logits only at label positions, gluekit.loss): every token a label (the bound), or a prompt and a
+64-token reply. For each measured step the kernel's high-water
 mark is reset (``/proc/self/clear_refs`` <- "5"), VmRSS read just before, VmHWM just after: the
 increase is what the step itself adds (activations, logits, gradients), and it is compared with the
 estimate of exactly those parts, ``PeakMemory.step_increase``. Weights, adapters and AdamW's moments
@@ -34,17 +36,20 @@ from benchmarks.common import ROOT, Row
 
 TINY_YAML = ROOT / "configs" / "tiny.yaml"
 HONEST_ENV = {"MALLOC_MMAP_THRESHOLD_": "131072"}
-# (batch, tokens per row, gradient checkpointing, config overrides): activations and logits at
-# 0.3 - 1.2 GB, far above the noise of a few MB; q/k/v with dropout is lora.yaml's kind of adapter.
+# (batch, tokens per row, gradient checkpointing, config overrides, reply tokens per row): activations
+# and logits at 0.1 - 1.2 GB, far above the noise of a few MB; q/k/v with dropout is lora.yaml's kind
+# of adapter. Reply None: every token is a label (the bound); 64: a prompt then a 64-token reply.
 SETTINGS = [
-    (8, 321, False, []), (8, 321, True, []),
-    (16, 321, False, []), (16, 321, True, []),
-    (4, 1025, False, []), (4, 1025, True, []),
-    (32, 128, False, []),
-    (16, 321, False, ["peft_config.r=8", "peft_config.lora_dropout=0.1", "peft_config.target_modules=[query_key_value]"]),
+    (8, 321, False, [], None), (8, 321, True, [], None),
+    (16, 321, False, [], None), (16, 321, True, [], None),
+    (16, 321, False, [], 64), (16, 321, True, [], 64),
+    (4, 1025, False, [], None), (4, 1025, True, [], None),
+    (32, 128, False, [], None),
+    (16, 321, False, ["peft_config.r=8", "peft_config.lora_dropout=0.1", "peft_config.target_modules=[query_key_value]"],
+     None),
 ]
-QUICK = [(4, 128, False, []), (4, 128, True, [])]
-DEFAULT_ALLOCATOR = [(16, 321, False, []), (16, 321, True, [])]
+QUICK = [(4, 128, False, [], None), (4, 128, True, [], 32)]
+DEFAULT_ALLOCATOR = [(16, 321, False, [], None), (16, 321, True, [], None)]
 
 
 def _status_kib() -> dict[str, int]:
@@ -69,6 +74,7 @@ def child(spec: dict) -> dict:
 
     from gluekit.config import load_config
     from gluekit.lora import apply_peft
+    from gluekit.loss import label_only_inputs
     from gluekit.models import load_model
 
     torch.manual_seed(0)
@@ -79,11 +85,15 @@ def child(spec: dict) -> dict:
     model.train()
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
     ids = torch.randint(0, model.config.vocab_size, (spec["batch"], spec["seq_len"]))
-    mask = torch.ones_like(ids)
+    labels = ids.clone()
+    if spec["reply"]:
+        labels[:, : spec["seq_len"] - spec["reply"]] = -100  # the prompt: no labels
+    inputs = label_only_inputs({"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels})
 
     def step():
-        # as Trainer.training_step: only the loss survives the forward pass (outputs are dropped)
-        loss = model(input_ids=ids, attention_mask=mask, labels=ids).loss
+        # as gluekit's Trainer.training_step: label-position logits only (gluekit.loss), and only the
+        # loss survives the forward pass (outputs are dropped)
+        loss = model(**inputs).loss
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -101,9 +111,10 @@ def child(spec: dict) -> dict:
     return {"increases": increases, "rss_before": before, "threads": torch.get_num_threads()}
 
 
-def measure(batch: int, seq_len: int, checkpointing: bool, overrides: list[str], steps: int = 2,
-            honest: bool = True) -> dict:
-    spec = {"batch": batch, "seq_len": seq_len, "checkpointing": checkpointing, "overrides": overrides, "steps": steps}
+def measure(batch: int, seq_len: int, checkpointing: bool, overrides: list[str], reply: int | None = None,
+            steps: int = 2, honest: bool = True) -> dict:
+    spec = {"batch": batch, "seq_len": seq_len, "checkpointing": checkpointing, "overrides": overrides,
+            "reply": reply, "steps": steps}
     env = dict(os.environ, **(HONEST_ENV if honest else {}))
     if not honest:
         for k in HONEST_ENV:
@@ -115,19 +126,21 @@ def measure(batch: int, seq_len: int, checkpointing: bool, overrides: list[str],
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
-def estimated(batch: int, seq_len: int, checkpointing: bool, overrides: list[str]):
+def estimated(batch: int, seq_len: int, checkpointing: bool, overrides: list[str], reply: int | None = None):
     from gluekit.config import load_config
     from gluekit.memory import count_trainables, model_config_for, peak_memory
 
     cfg = load_config(TINY_YAML, overrides)
     conf = model_config_for(None)
     return peak_memory(conf, count_trainables(conf, cfg.peft_config_object()), batch=batch, seq_len=seq_len,
-                       dtype="float32", device="cpu", gradient_checkpointing=checkpointing)
+                       dtype="float32", device="cpu", gradient_checkpointing=checkpointing,
+                       label_tokens=batch * (reply or seq_len - 1))  # positions predicting a label
 
 
-def _label(batch, seq_len, ckpt, overrides) -> str:
+def _label(batch, seq_len, ckpt, overrides, reply) -> str:
     kind = "q/k/v r 8 dropout 0.1" if overrides else "tiny.yaml LoRA"
-    return f"peak step memory, {batch} x {seq_len} tokens, {kind}, checkpointing {'on' if ckpt else 'off'}"
+    labels = f"{reply}-token replies" if reply else "every token a label"
+    return f"peak step memory, {batch} x {seq_len} tokens ({labels}), {kind}, checkpointing {'on' if ckpt else 'off'}"
 
 
 def _row(name: str, measured: float, est: float, notes: str, details: dict) -> Row:
@@ -139,29 +152,30 @@ def _row(name: str, measured: float, est: float, notes: str, details: dict) -> R
 
 def run(quick: bool = False) -> list[Row]:
     rows, measured = [], {}
-    for batch, seq_len, ckpt, ov in (QUICK if quick else SETTINGS):
-        m = measure(batch, seq_len, ckpt, ov, steps=1 if quick else 2)
-        est = estimated(batch, seq_len, ckpt, ov)
+    for batch, seq_len, ckpt, ov, reply in (QUICK if quick else SETTINGS):
+        m = measure(batch, seq_len, ckpt, ov, reply, steps=1 if quick else 2)
+        est = estimated(batch, seq_len, ckpt, ov, reply)
         peak = max(m["increases"])
-        measured[(batch, seq_len, ckpt, tuple(ov))] = (peak, est)
-        rows.append(_row(_label(batch, seq_len, ckpt, ov), peak, est.step_increase, "", {
+        measured[(batch, seq_len, ckpt, tuple(ov), reply)] = (peak, est)
+        rows.append(_row(_label(batch, seq_len, ckpt, ov, reply), peak, est.step_increase, "", {
             "measured_increases": m["increases"], "rss_before": m["rss_before"], "torch_threads": m["threads"],
             "estimate": {"activations": est.activations, "logits": est.logits, "grads": est.detail["grads"]},
             "estimate_per_token": est.detail["per_token"]}))
     # What checkpointing saves, measured (off - on) against estimated: isolates the activations,
     # which the logits (12 bytes x 8010 per token) otherwise outweigh.
-    for (b, t, ck, ov), (peak_off, est_off) in list(measured.items()):
-        if ck or (b, t, True, ov) not in measured:
+    for (b, t, ck, ov, reply), (peak_off, est_off) in list(measured.items()):
+        if ck or (b, t, True, ov, reply) not in measured:
             continue
-        peak_on, est_on = measured[(b, t, True, ov)]
-        rows.append(_row(f"memory saved by checkpointing, {b} x {t} tokens", peak_off - peak_on,
+        peak_on, est_on = measured[(b, t, True, ov, reply)]
+        what = f", {reply}-token replies" if reply else ""
+        rows.append(_row(f"memory saved by checkpointing, {b} x {t} tokens{what}", peak_off - peak_on,
                          est_off.total - est_on.total, "measured difference of the two rows above vs estimated",
                          {"off": peak_off, "on": peak_on}))
     if not quick:
         notes = []
-        for b, t, ck, ov in DEFAULT_ALLOCATOR:
-            m = measure(b, t, ck, ov, honest=False)
-            est = estimated(b, t, ck, ov).step_increase
+        for b, t, ck, ov, reply in DEFAULT_ALLOCATOR:
+            m = measure(b, t, ck, ov, reply, honest=False)
+            est = estimated(b, t, ck, ov, reply).step_increase
             notes.append(f"{b} x {t}, checkpointing {'on' if ck else 'off'}: {max(m['increases']) / 2**20:.0f} MiB "
                          f"measured (estimate {est / 2**20:.0f} MiB)")
         EXTRA["notes"] = ("With glibc's default malloc settings (dynamic mmap threshold) instead of "

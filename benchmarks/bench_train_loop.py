@@ -19,7 +19,7 @@ import statistics
 import tempfile
 import time
 
-from .common import ROOT, Row, bench_threads
+from .common import ROOT, Row, bench_threads, timed_threads
 
 TINY_YAML = ROOT / "configs" / "tiny.yaml"
 LOSS_RTOL = 1e-4  # relative; float32 sums taken in a different order stay well inside it
@@ -126,10 +126,8 @@ def run(quick: bool) -> list[Row]:
     from gluekit.train import prepare_data
 
     steps, repeats = (5, 1) if quick else (40, 4)
-    old_threads = torch.get_num_threads()
-    torch.set_num_threads(bench_threads())
     hf_logging.set_verbosity_error()
-    try:
+    with timed_threads():
         with tempfile.TemporaryDirectory() as tmp:
             cfg = _config(steps, tmp, logging_steps=steps)
             tok = load_tokenizer()
@@ -159,8 +157,6 @@ def run(quick: bool) -> list[Row]:
             med = {k: statistics.median(v[1:] if len(v) > 1 else v) for k, v in times.items()}
             runs_agree = all(math.isclose(a, b, rel_tol=LOSS_RTOL) for a, b in zip(*mean_losses.values()))
             profile = [] if quick else _profile_trainer(cfg, tok, data)
-    finally:
-        torch.set_num_threads(old_threads)
 
     base, glue = steps / med["loop"], steps / med["gluekit"]
     ratio = glue / base

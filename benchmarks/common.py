@@ -5,6 +5,7 @@ the ratio of medians is what a benchmark reports, never an absolute time alone.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -45,6 +46,19 @@ def bench_threads() -> int:
     return int(os.environ.get("GLUEKIT_BENCH_THREADS", "1"))
 
 
+@contextlib.contextmanager
+def timed_threads():
+    """Torch runs on :func:`bench_threads` threads inside the block, and on its old count after it."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(bench_threads())
+    try:
+        yield bench_threads()
+    finally:
+        torch.set_num_threads(old)
+
+
 def interleaved(fns: dict[str, Callable[[], object]], repeats: int = 3, warmup: int = 1) -> dict[str, float]:
     """Median wall seconds of each callable, run in turns (A B A B ...) after ``warmup`` rounds."""
     for _ in range(warmup):
@@ -77,7 +91,7 @@ def machine() -> dict:
         "date": time.strftime("%Y-%m-%d"),
         "cpu": cpu,
         "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
+        "torch_threads": bench_threads(),  # what the timed runs used (timed_threads), not the restored count
         "python": platform.python_version(),
         "torch": torch.__version__,
         "transformers": transformers.__version__,

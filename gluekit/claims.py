@@ -210,6 +210,7 @@ def short_run() -> ShortRun:
     The Trainer's own printer stays on (its stdout lines are captured), and transformers' log
     records at ``log_level: info`` are captured instead of going to stderr.
     """
+    from transformers.trainer_callback import PrinterCallback
     from transformers.utils import logging as hf_logging
 
     from .config import load_config
@@ -230,7 +231,9 @@ def short_run() -> ShortRun:
     buf = io.StringIO()
     try:
         with contextlib.redirect_stdout(buf):
-            result = train(cfg, DEMO_DIR, print_logs=False)
+            # gluekit's own log lines off; the Trainer's printer (its default with tqdm off) on. A subclass:
+            # the Trainer warns when a callback of a class it already holds is added.
+            result = train(cfg, DEMO_DIR, print_logs=False, callbacks=[type("TrainerPrinter", (PrinterCallback,), {})()])
     finally:
         hf_logging.remove_handler(handler)
         hf_logging.enable_default_handler()

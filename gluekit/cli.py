@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import traceback
 from pathlib import Path
 
 from .errors import GluekitError
@@ -133,11 +135,8 @@ def cmd_train(args) -> int:
         resume = pos[3] if len(pos) == 4 else args.resume
     else:
         raise GluekitError("train takes CONFIG, or DATA_DIR MODEL CONFIG [RESUME] as GLM-4's finetune.py does.")
-    try:
-        result = train(config, data_dir, model, resume=resume, overrides=args.overrides, overwrite=args.overwrite,
-                       trust_remote_code=args.trust_remote_code)
-    finally:
-        _end_process_group()
+    result = train(config, data_dir, model, resume=resume, overrides=args.overrides, overwrite=args.overwrite,
+                   trust_remote_code=args.trust_remote_code)
     if not result.trainer.is_world_process_zero():
         return 0
     print(f"adapter saved to {result.adapter_dir}")
@@ -146,17 +145,30 @@ def cmd_train(args) -> int:
     return 0
 
 
-def _end_process_group() -> None:
-    """Tear down torchrun's process group while the interpreter is still whole.
+def _in_process_group() -> bool:
+    """True inside a torchrun job whose process group is set up (torch already imported by then)."""
+    dist = sys.modules.get("torch.distributed")
+    return bool(dist is not None and dist.is_available() and dist.is_initialized())
 
-    Left to interpreter shutdown, gloo's worker threads can outlive Python and the rank dies with
-    "terminate called without an active exception" (SIGABRT) after a successful run, which torchrun
-    reports as a failure (pytorch/pytorch#190489). No barrier: a rank that failed must not hang the rest.
+
+def _leave_process_group(rc: int) -> None:
+    """End a torchrun rank now, with ``rc``, without tearing down Python.
+
+    The process group dies with the objects that hold it (DDP's reducer), during garbage collection
+    or interpreter shutdown, while the main thread holds the GIL. Its destructor joins gloo's worker
+    threads, and a worker that is still freeing the last collective's tensors waits for the GIL:
+    measured here, rank 0 hung forever after a complete run (and at shutdown a rank can instead die
+    with "terminate called without an active exception", SIGABRT, which torchrun reports as a
+    failure; pytorch/pytorch#190489). ``destroy_process_group()`` does not help: the reducer still
+    holds the group. Everything gluekit writes is on disk when training returns (files are closed,
+    checkpoints renamed), so the rank flushes its streams and logs and exits.
     """
-    import torch.distributed as dist
+    import logging
 
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(rc)
 
 
 def cmd_chat(args) -> int:
@@ -262,6 +274,20 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if not hasattr(args, "model"):
         args.model, args.trust_remote_code = None, False
+    try:
+        rc = _run(args)
+    except BaseException:
+        if not _in_process_group():
+            raise
+        traceback.print_exc()  # a bug's traceback, then out without the teardown that can hang
+        rc = 1
+    if _in_process_group():
+        _leave_process_group(rc)
+    return rc
+
+
+def _run(args) -> int:
+    """Run the command; input and machine errors become a message and exit code 1, never a traceback."""
     try:
         return args.func(args)
     except GluekitError as e:

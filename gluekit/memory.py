@@ -36,7 +36,9 @@ of real CPU training steps by ``benchmarks/bench_memory.py``). Per token, in byt
 * logits: the loss upcasts to fp32 and keeps log_softmax's output; at the first backward node the
   gradient coming from nll_loss and log_softmax's input gradient join it: ``12 V`` whatever ``w``
   (the ``w``-dtype logits and their fp32 copy are gone: the Trainer keeps only the loss). At the end
-  of the forward pass it is at most ``(w + 8) V``.
+  of the forward pass it is at most ``(w + 8) V``. Per position whose logits exist: gluekit's Trainer
+  computes them only where a label is predicted (gluekit.loss), so ``label_tokens`` of them, not
+  every token (the default, and the bound, counts every token).
 * gradient checkpointing (non-reentrant, transformers' default) keeps only each layer's input
   ``w h`` (L of them) and the final norm; the layer recomputed during backward holds its full set
   (bounded here by twice it, for its gradients) while the logits are already freed, so the peak is
@@ -244,12 +246,15 @@ def layer_bytes(config, trainables: Trainables, w: int, *, first: bool = False, 
 
 def peak_memory(model_config, trainables: Trainables, *, batch: int, seq_len: int, dtype: str = "bfloat16",
                 gradient_checkpointing: bool = False, device: str = "cuda", zero_stage: int = 0,
-                devices: int = 1) -> PeakMemory:
+                devices: int = 1, label_tokens: int | None = None) -> PeakMemory:
     """Peak memory of one device for one training step on ``batch`` rows of ``seq_len`` tokens (no padding).
 
     ``dtype``: the load dtype of the base weights (``bfloat16`` on a GPU, ``float32`` on CPU);
     ``device``: ``cuda`` or ``cpu`` (only dropout masks differ). ZeRO shards the states as
     :func:`estimate` says; activations are never sharded.
+    ``label_tokens``: positions whose logits exist. gluekit's Trainer computes them only where a label
+    is predicted (gluekit.loss); None counts every token, the bound (a reply filling the row, or a
+    model without ``logits_to_keep``).
     """
     w = DTYPE_BYTES[str(dtype).replace("torch.", "")]
     s = _shape(model_config)
@@ -260,11 +265,13 @@ def peak_memory(model_config, trainables: Trainables, *, batch: int, seq_len: in
     rope = 2 * w * s["rotary"] * seq_len  # each layer's own cos/sin (GLM's partial RoPE), per sequence, bytes
     layer = layer_bytes(model_config, trainables, w, device=device)
     first = layer if full else layer_bytes(model_config, trainables, w, first=True, device=device)
-    logits = LOGIT_BYTES * s["V"]
+    logits = LOGIT_BYTES * s["V"]  # bytes per position whose logits exist
+    logit_rows = tokens if label_tokens is None else label_tokens
     if gradient_checkpointing:
         kept = s["L"] * w * s["h"] + final  # each layer's input, held by its checkpoint (bytes/token)
         recompute = 2 * (sum(layer.values()) + rope / tokens)  # one layer's set and, bounding them, its gradients
-        act, log = (kept, logits) if logits >= recompute else (kept + recompute, 0)
+        # the larger moment: backward's start (logits alive) or the recomputed layer (logits freed)
+        act, log = (kept, logits) if logits * logit_rows >= recompute * tokens else (kept + recompute, 0)
     else:
         act = sum(first.values()) + (s["L"] - 1) * sum(layer.values()) + final + s["L"] * rope / tokens
         log = logits
@@ -272,8 +279,8 @@ def peak_memory(model_config, trainables: Trainables, *, batch: int, seq_len: in
     fp32_copy, grads, moments = _sharded_states(trainables.trainable_params, zero_stage, devices)
     detail = {"per_token": {"layer": layer, "layer_0": first, "final": final, "logits": logits},
               "rope_per_layer": rope, "adapter_weights": fp32_copy, "grads": grads, "moments": moments,
-              "dtype_bytes": w, "device": device}
-    return PeakMemory(weights, fp32_copy + grads + moments, act * tokens, log * tokens, gradient_checkpointing,
+              "dtype_bytes": w, "device": device, "logit_rows": logit_rows}
+    return PeakMemory(weights, fp32_copy + grads + moments, act * tokens, log * logit_rows, gradient_checkpointing,
                       tokens, detail)
 
 
@@ -399,15 +406,18 @@ def plan_memory(cfg, model_config=None, *, model_name: str = "tiny GLM", dtype: 
 
 # ---------------------------------------------------------------- counting what autograd keeps
 
-def saved_bytes(model, input_ids, labels=None) -> dict[str, int]:
+def saved_bytes(model, input_ids, labels=None, label_only: bool = False) -> dict[str, int]:
     """Bytes autograd keeps for backward in one forward pass, by part: ``layers``, ``final`` (final norm), ``loss``.
 
     Every tensor autograd saves passes through a ``saved_tensors_hooks`` pack hook; each storage is
     counted once (several ops can keep the same tensor) and parameters are left out (they are
     weights, not activations). ``layers`` is a list, one count per decoder layer. Under gradient
-    checkpointing the layers' tensors are not saved and so not counted.
+    checkpointing the layers' tensors are not saved and so not counted. ``label_only``: the loss
+    as gluekit's Trainer computes it, from label-position logits only (gluekit.loss).
     """
     import torch
+
+    from .loss import label_only_inputs
 
     params = {p.untyped_storage().data_ptr() for p in model.parameters()}
     where = ["loss"]  # the part running now; the loss is computed outside every module below
@@ -441,8 +451,9 @@ def saved_bytes(model, input_ids, labels=None) -> dict[str, int]:
 
     try:
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            out = model(input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
-                        labels=input_ids if labels is None else labels)
+            inputs = {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids),
+                      "labels": input_ids if labels is None else labels}
+            out = model(**(label_only_inputs(inputs) if label_only else inputs))
     finally:
         for hk in hooks:
             hk.remove()

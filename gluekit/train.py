@@ -18,6 +18,7 @@ from .config import FinetuneConfig, load_config
 from .data import IGNORE_INDEX, LengthReport, build_eval_rows, build_train_dataset, data_file, read_jsonl
 from .errors import DataError, GluekitError
 from .evaluate import evaluate_rows
+from .loss import label_only_inputs, supports_label_only_logits
 
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 
@@ -189,11 +190,12 @@ def resolve_resume(output_dir: str | Path, resume: Any, overwrite: bool = False)
         if ckpts and not overwrite:
             raise TrainingError(
                 f"`training_args.output_dir`: {out} already holds {', '.join(p.name for p in ckpts)}. "
-                "Resume with --resume latest (or a step), pick another output_dir, or pass --overwrite to start over.")
+                "Resume with --resume latest or a step (in Python: resume=\"latest\"), pick another output_dir, or "
+                "start over with --overwrite (overwrite=True).")
         if leftovers and not overwrite:
             raise TrainingError(
                 f"`training_args.output_dir`: {out} already holds an earlier run's results "
-                f"({', '.join(p.name for p in leftovers)}). Pick another output_dir, or pass --overwrite to replace them.")
+                f"({', '.join(p.name for p in leftovers)}). Pick another output_dir, or pass --overwrite (in Python: overwrite=True) to replace them.")
         if leftovers and overwrite and int(os.environ.get("RANK", "0")) == 0:  # one process deletes, not each rank
             for p in leftovers:
                 if p.is_dir():
@@ -209,7 +211,7 @@ def resolve_resume(output_dir: str | Path, resume: Any, overwrite: bool = False)
             have = ", ".join(p.name for p in ckpts) or "none"
             if target.is_dir():
                 raise TrainingError(f"resume: {target} is incomplete: {checkpoint_problem(target)} (complete checkpoints: "
-                                    f"{have}). Resume from one of those, or use --resume latest.")
+                                    f"{have}). Resume from one of those, or use --resume latest (resume='latest').")
             raise TrainingError(f"resume: {target} does not exist or is incomplete (complete checkpoints: {have}).")
         return target
     raise TrainingError(f"resume: {resume!r} is not understood. Use latest, a step number, or no.")
@@ -317,6 +319,16 @@ def _trainer_classes():
             super().__init__(*args, processing_class=processing_class, **kwargs)
             self.eval_rows = eval_rows or []
             self.fault = fault  # (action, phase, step) from GLUEKIT_TEST_FAULT, tests only
+            # logits only where a label is predicted (gluekit.loss): same loss, less compute and memory
+            self.label_only_logits = supports_label_only_logits(self.model)
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            """The Trainer's own loss, computed from label-position logits only where the model allows it."""
+            if (self.label_only_logits and not return_outputs and "labels" in inputs
+                    and self.label_smoother is None and self.compute_loss_func is None):
+                inputs = label_only_inputs(inputs)
+            return super().compute_loss(model, inputs, return_outputs=return_outputs,
+                                        num_items_in_batch=num_items_in_batch)
 
         def _maybe_fault(self, phase: str) -> None:
             if self.fault and self.fault[1] == phase and self.fault[2] == self.state.global_step:
@@ -449,12 +461,16 @@ def build_trainer(cfg: FinetuneConfig, model, tokenizer, data: PreparedData, pri
         data_collator=_train_collator(cfg, model, tokenizer), processing_class=tokenizer, callbacks=cbs,
         fault=fault,
     )
-    if print_logs:
-        from transformers.trainer_callback import PrinterCallback, ProgressCallback
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
-        trainer.remove_callback(PrinterCallback)  # replaced by LogPrinter's shorter lines
-        if args.disable_tqdm:
-            trainer.remove_callback(ProgressCallback)
+    # LogPrinter's short lines replace the raw dicts the Trainer prints with tqdm off; print_logs=False
+    # prints neither. A PrinterCallback the caller passed in stays.
+    theirs = {id(cb) for cb in callbacks or []}
+    for cb in [cb for cb in trainer.callback_handler.callbacks if isinstance(cb, PrinterCallback)]:
+        if id(cb) not in theirs:
+            trainer.remove_callback(cb)
+    if print_logs and args.disable_tqdm:
+        trainer.remove_callback(ProgressCallback)
     return trainer
 
 

@@ -78,20 +78,45 @@ def test_only_rank_zero_writes(runs):
     shutil.rmtree(tmp)
 
 
-def test_train_command_ends_the_process_group(tmp_path, monkeypatch):
-    # Without destroy_process_group a gloo rank can abort at interpreter exit after a good run
-    # (CI saw "terminate called without an active exception"); the CLI must end the group itself,
-    # also when training raises.
+@pytest.mark.parametrize("outcome", ["trained", "input error", "bug"])
+def test_a_rank_leaves_without_python_teardown(tmp_path, monkeypatch, capsys, outcome):
+    # Tearing down gloo's process group with the GIL held can hang a rank after a complete run, or
+    # abort it (SIGABRT); under torchrun `gluekit train` exits with os._exit instead, whatever happened.
     import torch.distributed as dist
 
     from gluekit import cli, train as train_mod
+    from gluekit.errors import GluekitError
 
-    def failing_train(*args, **kwargs):
+    class Result:
+        adapter_dir, test_metrics = "out/adapter", {}
+
+        class trainer:
+            is_world_process_zero = staticmethod(lambda: True)
+
+    def fake_train(*args, **kwargs):
         assert dist.is_initialized()
-        raise RuntimeError("boom")
+        if outcome == "input error":
+            raise GluekitError("`training_args.max_steps`: must be > 0")
+        if outcome == "bug":
+            raise RuntimeError("boom")
+        return Result
+
+    class Left(Exception):
+        pass
+
+    def fake_exit(rc):
+        raise Left(rc)
 
     dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
-    monkeypatch.setattr(train_mod, "train", failing_train)
-    with pytest.raises(RuntimeError, match="boom"):
-        cli.cmd_train(cli.build_parser().parse_args(["train", "cfg.yaml"]))
-    assert not dist.is_initialized()
+    try:
+        monkeypatch.setattr(train_mod, "train", fake_train)
+        monkeypatch.setattr(cli.os, "_exit", fake_exit)
+        with pytest.raises(Left) as left:
+            cli.main(["train", "cfg.yaml"])
+    finally:
+        dist.destroy_process_group()  # one process, no DDP, no pending work: safe here
+    assert left.value.args[0] == {"trained": 0, "input error": 1, "bug": 1}[outcome]
+    out, err = capsys.readouterr()
+    assert {"trained": "adapter saved to out/adapter" in out, "input error": "max_steps`: must be > 0" in err,
+            "bug": "RuntimeError: boom" in err}[outcome]
+    assert cli.main(["plan", "nonexistent.yaml"]) == 1  # outside a process group: ordinary return codes

@@ -158,3 +158,29 @@ def test_cli_json_and_unmodelled_methods(capsys, configs):
     assert on["logits"] == off["logits"] == 12 * 8010 * 8 * 321 and on["activations"] < off["activations"]
     assert main(["plan", f"{configs}/ptuning_v2.yaml"]) == 0
     assert "peak memory: not estimated (`peft_config.peft_type`" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("checkpointing", [False, True])
+def test_label_only_logits_keep_logits_only_for_label_positions(configs, tiny_conf, checkpointing):
+    # gluekit's Trainer computes logits only where a label is predicted (gluekit.loss): the loss keeps
+    # 4 bytes x vocabulary for each of those positions and nothing for the prompt
+    pc = load_config(f"{configs}/tiny.yaml").peft_config_object()
+    torch.manual_seed(0)
+    net, _ = apply_peft(load_model(None, dtype=torch.float32), copy.deepcopy(pc), verbose=False)
+    if checkpointing:
+        net.get_base_model().activation_checkpointing_enable()
+    net.train()
+    ids = torch.randint(0, net.config.vocab_size, (B, T))
+    labels = ids.clone()
+    labels[:, : T - 8] = -100  # an 8-token reply per row: 8 positions predict it (the last of them the 8th)
+    full = saved_bytes(net, ids, labels)
+    kept = saved_bytes(net, ids, labels, label_only=True)
+    est = peak_memory(tiny_conf, count_trainables(tiny_conf, pc), batch=B, seq_len=T, dtype="float32", device="cpu",
+                      gradient_checkpointing=checkpointing, label_tokens=B * 8)
+    assert est.detail["logit_rows"] == B * 8
+    assert kept["loss"] == pytest.approx(4 * tiny_conf.vocab_size * B * 8, rel=TOL)  # log_softmax's fp32 output
+    assert full["loss"] >= 4 * tiny_conf.vocab_size * B * T  # the model's own loss keeps every position
+    assert sum(kept["layers"]) == sum(full["layers"])  # the decoder keeps the same tensors either way
+    bound = peak_memory(tiny_conf, count_trainables(tiny_conf, pc), batch=B, seq_len=T, dtype="float32", device="cpu",
+                        gradient_checkpointing=checkpointing)
+    assert est.total < bound.total

@@ -1,4 +1,6 @@
 """CPU end-to-end runs of the real recipe on the tiny GLM."""
+import contextlib
+import io
 import json
 
 import pytest
@@ -21,7 +23,17 @@ def short_run(tmp_path_factory, demo_dir):
     configs = os.path.join(os.path.dirname(os.path.dirname(__file__)), "configs")
     out = tmp_path_factory.mktemp("run") / "out"
     cfg = small(configs, out)
-    return cfg, out, train(cfg, demo_dir, print_logs=False)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        result = train(cfg, demo_dir, print_logs=False)
+    result.printed = printed.getvalue()
+    return cfg, out, result
+
+
+def test_print_logs_false_prints_no_log_records(short_run):
+    _, _, result = short_run
+    assert len(result.trainer.state.log_history) > 12  # 12 loss records and more were logged ...
+    assert "'loss'" not in result.printed and "step " not in result.printed  # ... and none was printed
 
 
 def test_checkpoints_logs_and_metrics_follow_the_plan(short_run):
