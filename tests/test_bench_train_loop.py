@@ -49,3 +49,9 @@ def test_a_different_learning_rate_is_caught(run):
     loop = b.hand_loop(b._fresh_model(cfg), trainer.get_train_dataloader(), args, STEPS)
     assert math.isclose(glue[0], loop[0], rel_tol=b.LOSS_RTOL)
     assert not all(math.isclose(x, y, rel_tol=b.LOSS_RTOL) for x, y in zip(glue, loop))
+
+
+def test_label_only_loop_trains_like_the_full_logits_loop(run):
+    b, cfg, trainer, glue = run
+    loop = b.hand_loop(b._fresh_model(cfg), trainer.get_train_dataloader(), trainer.args, STEPS, label_only=True)
+    assert all(math.isclose(x, y, rel_tol=b.LOSS_RTOL) for x, y in zip(glue, loop)), (glue, loop)
