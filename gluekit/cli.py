@@ -264,6 +264,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one ``gluekit`` command and return its exit code.
+
+    Inside a torchrun process group the process ends here with that code (see
+    :func:`_leave_process_group`) instead of returning.
+    """
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra:
