@@ -9,4 +9,6 @@ export TOKENIZERS_PARALLELISM=false
 defaults=(--notebook-dir=notebooks)
 [[ " $* " == *" --ip"* ]] || defaults+=(--ip="${GLUEKIT_LAB_IP:-127.0.0.1}")
 [[ " $* " == *" --port"* ]] || defaults+=(--port="${GLUEKIT_LAB_PORT:-8888}")
+# containers often run as root, which JupyterLab refuses without this flag
+[[ $EUID -ne 0 || " $* " == *" --allow-root"* ]] || defaults+=(--allow-root)
 exec jupyter lab "${defaults[@]}" "$@"
