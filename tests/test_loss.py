@@ -121,3 +121,22 @@ def test_trainer_loss_uses_it_and_matches_the_model_loss(lora_model, features, t
         hook.remove()
     assert seen[0] == int((batch["labels"][:, 1:] != X).sum())
     assert loss.item() == pytest.approx(reference.item(), rel=1e-5)
+
+
+def test_gradient_accumulation_divisor_is_kept(lora_model, features, tok, tmp_path, configs_dir):
+    # With gradient accumulation the Trainer passes num_items_in_batch (label tokens of all micro-batches):
+    # the loss is a sum over this batch's targets divided by that count, as the model's own loss does.
+    from gluekit.train import PreparedData, build_trainer
+
+    cfg = load_config(configs_dir / "tiny.yaml", [f"training_args.output_dir={tmp_path}", "training_args.eval_strategy=no",
+                                                  "training_args.gradient_accumulation_steps=2"])
+    trainer = build_trainer(cfg, lora_model, tok, PreparedData(train=features, report=None), print_logs=False)
+    batch = PadCollator(tok.pad_token_id)(features)
+    n = torch.tensor(3 * int((batch["labels"][:, 1:] != X).sum()))  # as if two more micro-batches followed
+    with torch.no_grad():
+        loss = trainer.compute_loss(lora_model, dict(batch), num_items_in_batch=n)
+        full = lora_model(**batch, num_items_in_batch=n).loss
+        mean = lora_model(**batch).loss
+    assert trainer.model_accepts_loss_kwargs
+    assert loss.item() == pytest.approx(full.item(), rel=1e-5)
+    assert loss.item() == pytest.approx(mean.item() / 3, rel=1e-5)  # the divisor really is the given count
