@@ -231,9 +231,8 @@ def short_run() -> ShortRun:
     buf = io.StringIO()
     try:
         with contextlib.redirect_stdout(buf):
-            # gluekit's own log lines off; the Trainer's printer (its default with tqdm off) on. A subclass:
-            # the Trainer warns when a callback of a class it already holds is added.
-            result = train(cfg, DEMO_DIR, print_logs=False, callbacks=[type("TrainerPrinter", (PrinterCallback,), {})()])
+            # gluekit's own log lines off; the Trainer's printer (its default with tqdm off) on
+            result = train(cfg, DEMO_DIR, print_logs=False, callbacks=[PrinterCallback()])
     finally:
         hf_logging.remove_handler(handler)
         hf_logging.enable_default_handler()

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .data import SpecialIds
 from .metrics import compute_metrics
+from .models import base_model, forward_accepts, is_native
 
 
 def plan_batches(lengths: list[int], batch_size: int, max_new_tokens: int) -> list[list[int]]:
@@ -127,28 +128,21 @@ def _cache_keyword(model, gen) -> str | None:
     positions generate derives from the attention mask skip the padding. Greedy search only, with
     the default dynamic cache.
     """
-    import inspect
-
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    if not type(base).__module__.startswith("transformers.") or getattr(base.config, "is_encoder_decoder", False):
+    if not is_native(model) or getattr(base_model(model).config, "is_encoder_decoder", False):
         return None
     if (gen.num_beams or 1) > 1 or getattr(gen, "cache_implementation", None):
         return None
-    params = inspect.signature(base.forward).parameters
-    if "position_ids" not in params:
+    if not forward_accepts(model, "position_ids"):
         return None
-    return next((k for k in ("cache", "past_key_values") if k in params), None)  # "cache" from transformers 5.x
+    return next((k for k in ("cache", "past_key_values") if forward_accepts(model, k)), None)  # "cache" from transformers 5.x
 
 
 def _prefix_cache(model, prefix: list[int], rows: int, device):
     """The KV cache of ``prefix``, computed once and repeated for ``rows`` rows (None if not a Cache)."""
-    import inspect
-
     import torch
 
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
     # the prefix's logits are never used: keep one position (GLM-4's vocabulary is 151,552 wide)
-    keep = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(base.forward).parameters else {}
+    keep = {"logits_to_keep": 1} if forward_accepts(model, "logits_to_keep") else {}
     out = model(input_ids=torch.tensor([prefix], device=device), use_cache=True, **keep)
     cache = getattr(out, "cache", None)
     if cache is None:

@@ -15,22 +15,14 @@ path: :func:`supports_label_only_logits` says which.
 """
 from __future__ import annotations
 
-import inspect
-
 from .data import IGNORE_INDEX
+from .models import forward_accepts, is_native
 
 
 def supports_label_only_logits(model) -> bool:
     """True when ``model`` (PEFT or DDP wrapped or not) is a transformers model whose forward takes
     ``logits_to_keep``, so a boolean mask of positions can select the logits to compute."""
-    base = model
-    for attr in ("module", "get_base_model"):  # DDP's .module, then PEFT's base model
-        inner = getattr(base, attr, None)
-        if inner is not None:
-            base = inner() if callable(inner) and attr == "get_base_model" else inner
-    if not type(base).__module__.startswith("transformers."):
-        return False
-    return "logits_to_keep" in inspect.signature(base.forward).parameters
+    return is_native(model) and forward_accepts(model, "logits_to_keep")
 
 
 def label_only_inputs(inputs: dict) -> dict:

@@ -469,5 +469,6 @@ def _decoder_layers(model):
 
 
 def _final_norm(model):
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return base.model.norm
+    from .models import base_model
+
+    return base_model(model).model.norm

@@ -54,6 +54,29 @@ def load_model(model: str | os.PathLike | None = None, trust_remote_code: bool =
         )
 
 
+def base_model(model):
+    """The transformers model inside the wrappers training adds: DDP's ``.module``, then PEFT's base model."""
+    import torch
+
+    inner = getattr(model, "module", None)  # DistributedDataParallel (and DataParallel) keep it here
+    if isinstance(inner, torch.nn.Module):
+        model = inner
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def is_native(model) -> bool:
+    """True for a model class of transformers itself; False for remote code (``trust_remote_code``),
+    which builds its own masks and positions and lacks transformers' newer forward arguments."""
+    return type(base_model(model)).__module__.startswith("transformers.")
+
+
+def forward_accepts(model, name: str) -> bool:
+    """Does the (unwrapped) model's ``forward`` take the argument ``name``?"""
+    import inspect
+
+    return name in inspect.signature(base_model(model).forward).parameters
+
+
 def glm4_9b_config():
     """GLM-4-9B-chat's shape as a native ``GlmConfig`` (transformers' defaults are that shape)."""
     from transformers import GlmConfig

@@ -26,6 +26,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .models import base_model, is_native
+
 # Attention implementations whose mask (or kernel) honours packed position ids in transformers 5:
 # masking_utils' mask functions. sdpa and eager are tested on CPU here; the flash/flex kernels read
 # the same position ids (transformers' own padding-free path) but are not tested by gluekit.
@@ -55,10 +57,9 @@ def packing_problem(model) -> str | None:
     Remote-code models (``THUDM/glm-4-9b-chat`` with trust_remote_code) build their own causal
     mask from the row alone and would let samples attend to each other without any error.
     """
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model  # PEFT wraps it
-    module = type(base).__module__
-    if not module.startswith("transformers."):
-        return (f"packing needs a model class from transformers itself, got {type(base).__name__} from {module} "
+    base = base_model(model)
+    if not is_native(base):
+        return (f"packing needs a model class from transformers itself, got {type(base).__name__} from {type(base).__module__} "
                 "(remote code builds its own attention mask, so packed samples would attend to each other). "
                 "Use the native checkpoint (e.g. THUDM/glm-4-9b-chat-hf) or set packing: false.")
     impl = getattr(base.config, "_attn_implementation", None)

@@ -424,7 +424,7 @@ def _trainer_classes():
 
 def _train_collator(cfg: FinetuneConfig, model, tokenizer):
     """Right padding, or with ``packing: true`` one padding-free row per batch (same samples per step)."""
-    if not getattr(cfg, "packing", False):
+    if not cfg.packing:
         return PadCollator(tokenizer.pad_token_id)
     from .packing import PackCollator, packing_problem
 
@@ -452,7 +452,7 @@ def build_trainer(cfg: FinetuneConfig, model, tokenizer, data: PreparedData, pri
         if world_size() > 1 and "ddp_find_unused_parameters" not in cfg.training_args:
             arg_overrides.setdefault("ddp_find_unused_parameters", False)  # every LoRA weight gets a gradient
     args = cfg.training_arguments(getattr(model, "generation_config", None), **arg_overrides)
-    cbs = [NanGuard()] + ([LogPrinter()] if print_logs else []) + list(callbacks or [])
+    cbs = [NanGuard()] + ([LogPrinter()] if print_logs else [])
     if fault:
         cbs.append(FaultInjector(fault))
     trainer = GenerationEvalTrainer(
@@ -464,13 +464,14 @@ def build_trainer(cfg: FinetuneConfig, model, tokenizer, data: PreparedData, pri
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     # LogPrinter's short lines replace the raw dicts the Trainer prints with tqdm off; print_logs=False
-    # prints neither. A PrinterCallback the caller passed in stays.
-    theirs = {id(cb) for cb in callbacks or []}
-    for cb in [cb for cb in trainer.callback_handler.callbacks if isinstance(cb, PrinterCallback)]:
-        if id(cb) not in theirs:
-            trainer.remove_callback(cb)
+    # prints neither. The caller's callbacks come after, so a PrinterCallback among them stays.
+    trainer.remove_callback(PrinterCallback)
     if print_logs and args.disable_tqdm:
         trainer.remove_callback(ProgressCallback)
+    for cb in callbacks or []:
+        trainer.add_callback(cb)
+        cb = trainer.callback_handler.callbacks[-1]  # an instance, also when a class was given
+        cb.on_init_end(trainer.args, trainer.state, trainer.control)  # as the Trainer's own callbacks got it
     return trainer
 
 
