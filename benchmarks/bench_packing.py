@@ -34,7 +34,7 @@ import torch
 from gluekit.data import IGNORE_INDEX, build_train_dataset, read_jsonl
 from gluekit.loss import label_only_inputs
 from gluekit.packing import PackCollator
-from gluekit.train import PadCollator
+from gluekit.trainer import PadCollator
 
 from .common import Row, interleaved, timed_threads
 

@@ -57,7 +57,7 @@ def _fresh_model(cfg):
 
 
 def _gluekit_trainer(cfg, tok, data):
-    from gluekit.train import build_trainer
+    from gluekit.trainer import build_trainer
 
     return build_trainer(cfg, _fresh_model(cfg), tok, data, print_logs=False)
 

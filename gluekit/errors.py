@@ -28,3 +28,10 @@ class ConfigError(GluekitError):
 
 class DataError(GluekitError):
     kind = "data"
+
+
+class TrainingError(GluekitError):
+    """A run that cannot start or go on: a resume point that does not exist, an output folder
+    holding an earlier run, a NaN loss. The message says what to change and how to continue."""
+
+    kind = "training"

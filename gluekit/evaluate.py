@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 from .data import SpecialIds
+from .fileio import atomic_write
 from .metrics import compute_metrics
 from .models import base_model, forward_accepts, is_native
 
@@ -87,11 +88,11 @@ def generate_replies(model, tokenizer, prompts: list[list[int]], generation_conf
         for idx in plan_batches([len(p) for p in prompts], batch_size, gen.max_new_tokens):
             rows = [prompts[i] for i in idx]
             width = len(rows[0])  # the batch's longest prompt comes first
-            shared = _shared_prefix(rows) if cache_arg else 0
+            shared = shared_prefix(rows) if cache_arg else 0
             cache = _prefix_cache(model, rows[0][:shared], len(rows), device) if shared else None
             if shared and cache is None:  # no shareable cache from this model: plain left padding from now on
                 shared, cache_arg = 0, None
-            ids, mask = _pad_rows(rows, width, shared, tokenizer.pad_token_id)
+            ids, mask = pad_rows(rows, width, shared, tokenizer.pad_token_id)
             extra = {cache_arg: cache} if cache is not None else {}
             gen_ids = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), generation_config=gen,
                                      **extra)
@@ -105,7 +106,7 @@ MIN_SHARED_PREFIX = 16
 """Tokens: a batch whose prompts share at least this many leading tokens computes them once."""
 
 
-def _shared_prefix(rows: list[list[int]]) -> int:
+def shared_prefix(rows: list[list[int]]) -> int:
     """Leading tokens every prompt of a batch has in common (eval prompts often start with the
     same system prompt or tool list), leaving each prompt at least one token of its own; 0 when
     fewer than MIN_SHARED_PREFIX or a batch of one row."""
@@ -153,7 +154,7 @@ def _prefix_cache(model, prefix: list[int], rows: int, device):
     return cache
 
 
-def _pad_rows(rows: list[list[int]], width: int, shared: int, pad_id: int):
+def pad_rows(rows: list[list[int]], width: int, shared: int, pad_id: int):
     """(input_ids, attention_mask): each row is [first ``shared`` tokens][padding][the rest], so every
     prompt ends at ``width`` and generation starts there; ``shared=0`` is plain left padding."""
     import torch
@@ -193,13 +194,12 @@ def evaluate_rows(model, tokenizer, rows: list[dict], generation_config=None, ba
         preds = mine
     metrics = compute_metrics(preds, [r["reference"] for r in rows])
     if predictions_file is not None:
-        path = Path(predictions_file)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
+        with atomic_write(predictions_file) as f:
             for r, p in zip(rows, preds):
                 prompt = tokenizer.decode(r["prompt_ids"], skip_special_tokens=False)
                 f.write(json.dumps({"line": r.get("line"), "turn": r.get("turn"), "prompt": prompt,
                                     "prediction": p, "reference": r["reference"]}, ensure_ascii=False) + "\n")
-        tmp.replace(path)
     return metrics, preds
+
+
+__all__ = ["plan_batches", "generate_replies", "MIN_SHARED_PREFIX", "shared_prefix", "pad_rows", "evaluate_rows"]

@@ -1,4 +1,8 @@
-"""Data parallelism with torchrun on 2 CPU processes (gloo), compared with one process."""
+"""Data parallelism with torchrun on 2 CPU processes (gloo), compared with one process.
+
+The 2-process run is ``gluekit train`` with the test-only ``checksum`` probe (tests/train_with.py),
+which prints every rank's sum of |trainable weights| when training ends.
+"""
 import json
 import os
 import shutil
@@ -8,6 +12,7 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TRAIN_WITH = os.path.join(ROOT, "tests", "train_with.py")
 COMMON = ["-o", "training_args.train_sampling_strategy=sequential", "-o", "training_args.max_steps=-1",
           "-o", "training_args.num_train_epochs=1", "-o", "training_args.save_steps=4", "-o", "training_args.eval_steps=8",
           "-o", "training_args.log_level=warning", "-o", "training_args.logging_steps=2"]
@@ -30,7 +35,7 @@ def runs(tmp_path_factory, demo_dir):
     cfg = os.path.join(ROOT, "configs", "tiny.yaml")
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
     out = {}
-    out["ddp"] = run(torchrun + ["-m", "gluekit", "train", cfg, "--data-dir", "data", *COMMON,
+    out["ddp"] = run(torchrun + [TRAIN_WITH, "checksum", "--", "train", cfg, "--data-dir", "data", *COMMON,
                                  "-o", "training_args.per_device_train_batch_size=4", "-o", "training_args.output_dir=ddp"], tmp)
     out["one_b8"] = run([sys.executable, "-m", "gluekit", "train", cfg, "--data-dir", "data", *COMMON,
                          "-o", "training_args.per_device_train_batch_size=8", "-o", "training_args.output_dir=one_b8"], tmp)
@@ -44,9 +49,16 @@ def state(tmp, name):
 
 
 def test_ranks_stay_in_sync(runs):
-    tmp, _ = runs
+    tmp, out = runs
+    sums = {}
+    for line in out["ddp"].stdout.splitlines():
+        if " adapter checksum " in line:
+            rank, value = line.split(" adapter checksum ")
+            sums[rank] = float(value)
+    assert sorted(sums) == ["rank 0", "rank 1"], out["ddp"].stdout[-2000:]
+    assert sums["rank 0"] > 0 and abs(sums["rank 0"] - sums["rank 1"]) <= 1e-6 * sums["rank 0"]
     summary = json.loads((tmp / "ddp" / "run_summary.json").read_text(encoding="utf-8"))
-    assert summary["world_size"] == 2 and summary["ranks_in_sync"] is True
+    assert summary["world_size"] == 2 and set(summary) == {"train", "test", "lengths", "resumed_from", "world_size"}
 
 
 def test_two_processes_halve_the_steps_per_epoch(runs):

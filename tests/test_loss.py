@@ -6,7 +6,8 @@ from gluekit import load_config
 from gluekit.data import IGNORE_INDEX, build_train_dataset, read_jsonl
 from gluekit.loss import label_only_inputs, supports_label_only_logits
 from gluekit.packing import PackCollator
-from gluekit.train import PadCollator
+from gluekit.train import PreparedData
+from gluekit.trainer import PadCollator, build_trainer
 
 X = IGNORE_INDEX
 
@@ -104,8 +105,6 @@ def test_which_models_support_it(lora_model):
 
 
 def test_trainer_loss_uses_it_and_matches_the_model_loss(lora_model, features, tok, tmp_path, configs_dir):
-    from gluekit.train import PreparedData, build_trainer
-
     cfg = load_config(configs_dir / "tiny.yaml", [f"training_args.output_dir={tmp_path}", "training_args.eval_strategy=no"])
     data = PreparedData(train=features, eval_rows=[], test_rows=[], report=None)
     trainer = build_trainer(cfg, lora_model, tok, data, print_logs=False)
@@ -126,8 +125,6 @@ def test_trainer_loss_uses_it_and_matches_the_model_loss(lora_model, features, t
 def test_gradient_accumulation_divisor_is_kept(lora_model, features, tok, tmp_path, configs_dir):
     # With gradient accumulation the Trainer passes num_items_in_batch (label tokens of all micro-batches):
     # the loss is a sum over this batch's targets divided by that count, as the model's own loss does.
-    from gluekit.train import PreparedData, build_trainer
-
     cfg = load_config(configs_dir / "tiny.yaml", [f"training_args.output_dir={tmp_path}", "training_args.eval_strategy=no",
                                                   "training_args.gradient_accumulation_steps=2"])
     trainer = build_trainer(cfg, lora_model, tok, PreparedData(train=features, report=None), print_logs=False)

@@ -3,10 +3,12 @@ import pytest
 import torch
 
 from gluekit import load_config
+from gluekit.checkpoints import training_log
 from gluekit.data import IGNORE_INDEX, build_train_dataset, read_jsonl
 from gluekit.errors import ConfigError
 from gluekit.packing import PackCollator, packing_problem
-from gluekit.train import PadCollator, TrainingError, _train_collator, train, training_log
+from gluekit.train import train
+from gluekit.trainer import PadCollator
 
 N_SAMPLES = 6  # demo conversations of 20-60 tokens: several boundaries in one packed row
 
@@ -101,18 +103,6 @@ def test_config_key(configs):
         assert "`packing`: must be true or false" in str(e.value) and words in str(e.value)
     one = load_config(f"{configs}/tiny.yaml", ["packing=true", "training_args.per_device_train_batch_size=1"])
     assert any("changes nothing" in n for n in one.notes)
-
-
-def test_build_trainer_picks_the_collator(configs, model, tok):
-    assert isinstance(_train_collator(load_config(f"{configs}/tiny.yaml"), model, tok), PadCollator)
-    packed = load_config(f"{configs}/tiny.yaml", ["packing=true"])
-    assert isinstance(_train_collator(packed, model, tok), PackCollator)
-    model.config._attn_implementation = "my_kernel"
-    try:
-        with pytest.raises(TrainingError, match="`packing`"):
-            _train_collator(packed, model, tok)
-    finally:
-        model.config._attn_implementation = "sdpa"
 
 
 STEPS = 4

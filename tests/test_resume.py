@@ -1,13 +1,14 @@
 """Interrupted training: SIGKILL ``gluekit train`` at chosen points, resume with ``--resume latest``,
 and get the run that was never interrupted, to the bit (CPU, deterministic).
 
-The faults come from the test-only hook ``GLUEKIT_TEST_FAULT=ACTION@PHASE:STEP`` (see
-``gluekit.train.FAULT_ENV``). One chain of four processes hits three kill points in turn:
+The faults are test-only TrainerCallbacks (``tests/train_with.py``) plugged into the real command
+line through ``train(callbacks=...)``. One chain of four processes hits three kill points in turn:
 
 1. ``kill@step:13``  mid-step (after backward, before the optimizer step); checkpoint-10 is complete;
 2. ``pause@eval:15`` during the evaluation at step 15; the TEST kills the process from outside;
 3. ``kill@save:20``  while checkpoint-20 is being written (weights on disk, trainer_state.json not);
-4. no fault: resumes from checkpoint-10 (skipping the half-written checkpoint-20) and finishes.
+4. no fault: plain ``gluekit train`` resumes from checkpoint-10 (skipping the half-written
+   checkpoint-20) and finishes.
 
 A reference run without faults goes alongside; adapters, log histories and checkpoints must match.
 Both use one thread each (``OMP_NUM_THREADS=1``), so they can run side by side and still agree.
@@ -24,14 +25,14 @@ from pathlib import Path
 
 import pytest
 
+from gluekit.checkpoints import incomplete_checkpoints, list_checkpoints
 from gluekit.cli import main
-from gluekit.train import (
-    FAULT_ENV, TrainingError, checkpoint_problem, incomplete_checkpoints, list_checkpoints, parse_fault,
-    resolve_resume, run_outputs,
-)
+from gluekit.errors import TrainingError
+from train_with import NanAtStep, extra_callbacks  # tests/train_with.py: test-only faults
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = REPO / "configs" / "tiny.yaml"
+TRAIN_WITH = Path(__file__).resolve().parent / "train_with.py"
 ARGS = [
     "-o", "training_args.max_steps=30", "-o", "training_args.save_steps=10", "-o", "training_args.eval_steps=15",
     "-o", "training_args.logging_steps=5", "-o", "training_args.log_level=warning",
@@ -44,20 +45,18 @@ VOLATILE = ("train_runtime", "train_samples_per_second", "train_steps_per_second
             "eval_runtime", "eval_samples_per_second", "eval_steps_per_second")
 
 
-def _env(fault: str | None = None, marker: Path | None = None) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in (FAULT_ENV, "GLUEKIT_TEST_FAULT_FILE")}
-    env.update(TQDM_DISABLE="1", TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-    if fault:
-        env[FAULT_ENV] = fault
-    if marker:
-        env["GLUEKIT_TEST_FAULT_FILE"] = str(marker)
-    return env
+def _env() -> dict:
+    return {**os.environ, "TQDM_DISABLE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1",
+            "PYTHONUNBUFFERED": "1"}
 
 
 def _start(data: Path, out: Path, *extra: str, fault: str | None = None, marker: Path | None = None) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "gluekit", "train", str(TINY), "--data-dir", str(data), *ARGS,
-           "-o", f"training_args.output_dir={out}", *extra]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(fault, marker))
+    """``gluekit train`` on the small data into ``out``; with a fault, through tests/train_with.py."""
+    args = ["train", str(TINY), "--data-dir", str(data), *ARGS, "-o", f"training_args.output_dir={out}", *extra]
+    runner = [sys.executable, "-m", "gluekit"]
+    if fault:
+        runner = [sys.executable, str(TRAIN_WITH), fault, *(["--marker", str(marker)] if marker else []), "--"]
+    return subprocess.Popen(runner + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
 
 
 def _finish(proc: subprocess.Popen, timeout: float = 400) -> tuple[int, str, str]:
@@ -210,88 +209,16 @@ def test_fresh_run_into_a_used_output_dir_is_refused(runs, small_data, capsys):
     assert rc == 1 and "already holds checkpoint-10, checkpoint-20, checkpoint-30" in err and "--overwrite" in err
 
 
-# ---------------------------------------------------------------- resume semantics without training
-
-def _fake_checkpoint(folder: Path, step: int, state: str | None = None) -> Path:
-    ck = folder / f"checkpoint-{step}"
-    ck.mkdir(parents=True)
-    (ck / "adapter_model.safetensors").write_bytes(b"")
-    if state is not None:
-        (ck / "trainer_state.json").write_text(state, encoding="utf-8")
-    return ck
-
-
-def test_incomplete_checkpoints_are_never_resumed(tmp_path):
-    good = _fake_checkpoint(tmp_path, 10, '{"global_step": 10, "log_history": []}')
-    _fake_checkpoint(tmp_path, 20, '{"global_step": 20, "log_hi')  # killed while writing the state
-    _fake_checkpoint(tmp_path, 30, '{"global_step": 20}')  # a state copied from elsewhere
-    _fake_checkpoint(tmp_path, 40, "[]")
-    _fake_checkpoint(tmp_path, 50)  # killed before the state
-    assert list_checkpoints(tmp_path) == [good]
-    assert resolve_resume(tmp_path, "latest") == good
-    reasons = dict((p.name, why) for p, why in incomplete_checkpoints(tmp_path))
-    assert reasons == {
-        "checkpoint-20": "trainer_state.json is cut off or unreadable (saving was interrupted)",
-        "checkpoint-30": "trainer_state.json is for step 20, not 30",
-        "checkpoint-40": "trainer_state.json does not hold a Trainer state",
-        "checkpoint-50": "no trainer_state.json (the Trainer writes it last, so saving was interrupted)",
-    }
-    with pytest.raises(TrainingError, match=r"checkpoint-20 is incomplete: trainer_state.json is cut off .*complete checkpoints: checkpoint-10"):
-        resolve_resume(tmp_path, 20)
-    assert checkpoint_problem(good) is None
-
-
-def test_resume_words_and_absent_output_dir(tmp_path):
-    absent = tmp_path / "absent"
-    assert resolve_resume(absent, "latest") is None and resolve_resume(absent, True) is None
-    assert resolve_resume(absent, None) is None and resolve_resume(absent, "no") is None
-    assert not absent.exists()
-    with pytest.raises(TrainingError, match="checkpoint-5 does not exist or is incomplete \\(complete checkpoints: none\\)"):
-        resolve_resume(absent, 5)
-    with pytest.raises(TrainingError, match="'later' is not understood. Use latest, a step number, or no."):
-        resolve_resume(absent, "later")
-
-
-def test_fresh_run_refuses_any_earlier_results_unless_overwrite(tmp_path):
-    out = tmp_path / "out"
-    (out / "adapter").mkdir(parents=True)  # a finished run without checkpoints (save_strategy: no)
-    (out / "run_summary.json").write_text("{}")
-    (out / "notes.txt").write_text("mine")  # not a run output: never counted, never deleted
-    _fake_checkpoint(out, 20)  # half-written
-    with pytest.raises(TrainingError, match=r"already holds an earlier run's results \(checkpoint-20, adapter, run_summary.json\)"):
-        resolve_resume(out, None)
-    assert [p.name for p in run_outputs(out)] == ["checkpoint-20", "adapter", "run_summary.json"]
-    assert resolve_resume(out, None, overwrite=True) is None
-    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
-    assert resolve_resume(out, None) is None  # unrelated files do not block a fresh run
-
-
-def test_fault_spec_is_checked():
-    assert parse_fault(None) is None and parse_fault(" ") is None
-    assert parse_fault("kill@save:20") == ("kill", "save", 20)
-    with pytest.raises(TrainingError, match="expected ACTION@PHASE:STEP"):
-        parse_fault("kill-at-20")
-
-
 # ---------------------------------------------------------------- NaN / inf
 
-def _nan_config(small_data, tmp_path, *extra):
-    from gluekit import load_config
-
-    return load_config(TINY, ["training_args.max_steps=8", "training_args.logging_steps=1", "training_args.save_steps=2",
-                              "training_args.eval_strategy=no", "data_config.test_file=null", "training_args.log_level=warning",
-                              "training_args.per_device_train_batch_size=4", f"training_args.output_dir={tmp_path / 'out'}", *extra],
-                       data_dir=small_data)
-
-
-def test_nan_loss_stops_training_naming_the_step(small_data, tmp_path, monkeypatch, capsys):
+def test_nan_loss_stops_training_naming_the_step(small_data, tmp_path, capsys):
     """Through the CLI: the weights turn NaN just before step 5; exit 1, the step, the causes, no traceback."""
     out = tmp_path / "out"
-    monkeypatch.setenv(FAULT_ENV, "nan@step:5")
-    rc = main(["train", str(TINY), "--data-dir", str(small_data), "-o", "training_args.max_steps=8",
-               "-o", "training_args.logging_steps=1", "-o", "training_args.save_steps=2", "-o", "training_args.eval_strategy=no",
-               "-o", "data_config.test_file=null", "-o", "training_args.log_level=warning",
-               "-o", "training_args.per_device_train_batch_size=4", "-o", f"training_args.output_dir={out}"])
+    with extra_callbacks(NanAtStep(5)):
+            rc = main(["train", str(TINY), "--data-dir", str(small_data), "-o", "training_args.max_steps=8",
+                   "-o", "training_args.logging_steps=1", "-o", "training_args.save_steps=2", "-o", "training_args.eval_strategy=no",
+                   "-o", "data_config.test_file=null", "-o", "training_args.log_level=warning",
+                   "-o", "training_args.per_device_train_batch_size=4", "-o", f"training_args.output_dir={out}"])
     printed, err = capsys.readouterr()
     assert rc == 1 and "Traceback" not in err
     assert err.startswith("gluekit train: 1 training problem(s):\n  - training loss became nan at step 5; "
@@ -302,20 +229,25 @@ def test_nan_loss_stops_training_naming_the_step(small_data, tmp_path, monkeypat
     assert "step    4 | loss" in printed and "step    5" not in printed
 
 
-def test_huge_learning_rate_stops_training(small_data, tmp_path, monkeypatch):
-    """lr 1e6 blows the weights up within a few steps: stopped with the step, not trained on as NaN."""
+def test_huge_learning_rate_stops_training(small_data, tmp_path):
+    """lr 1e6 blows the weights up within a few steps: stopped with the step, not trained on as NaN.
+
+    The config check refuses a learning rate >= 1 (keyword arguments included), so the test forces
+    1e6 into the optimizer at every step through a callback.
+    """
+    from train_with import ForceLearningRate
+
     from gluekit import load_config
     from gluekit.train import train
 
-    monkeypatch.delenv(FAULT_ENV, raising=False)
     cfg = load_config(TINY, ["training_args.max_steps=8", "training_args.logging_steps=1", "training_args.save_strategy=no",
                              "training_args.eval_strategy=no", "data_config.test_file=null", "training_args.log_level=warning",
                              "training_args.per_device_train_batch_size=4", f"training_args.output_dir={tmp_path / 'out'}"],
                       data_dir=small_data)
-    with pytest.raises(TrainingError) as e:  # the config check refuses lr >= 1, so it goes in as a Trainer argument
-        train(cfg, small_data, print_logs=False, learning_rate=1e6)
+    with pytest.raises(TrainingError) as e:
+        train(cfg, small_data, print_logs=False, callbacks=[ForceLearningRate(1e6)])
     msg = str(e.value)
-    assert " became " in msg and "a learning rate too high (" in msg and "No checkpoint was saved before it." in msg
+    assert " became " in msg and "a learning rate too high (1e+06 now;" in msg and "No checkpoint was saved before it." in msg
     step = int(msg.split(" at step ")[1].split(";")[0])
     assert 2 <= step <= 5
 

@@ -47,3 +47,11 @@ def test_adapter_is_saved_as_safetensors(tmp_path):
     net, _ = apply_peft(load_model(), LoraConfig(r=2, target_modules=["q_proj"], task_type="CAUSAL_LM"), verbose=False)
     net.save_pretrained(str(tmp_path))
     assert (tmp_path / "adapter_model.safetensors").is_file() and not (tmp_path / "adapter_model.bin").exists()
+
+
+def test_no_test_hooks_in_the_package():
+    """Tests plug faults in through ``train(callbacks=...)`` (tests/train_with.py), never through a hook in gluekit."""
+    for path in sorted(PACKAGE.rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        for hook in ("GLUEKIT_TEST", "os.kill(", "SIGKILL", "_internal_call"):
+            assert hook not in text, f"{path.relative_to(PACKAGE.parent)}: {hook}"

@@ -6,8 +6,10 @@ import json
 import pytest
 
 from gluekit import load_config
+from gluekit.checkpoints import list_checkpoints, training_log
+from gluekit.errors import ConfigError
 from gluekit.plan import make_plan
-from gluekit.train import PadCollator, list_checkpoints, resolve_resume, train, training_log, TrainingError
+from gluekit.train import run_config, train
 
 
 def small(configs, out, *extra):
@@ -61,7 +63,9 @@ def test_adapter_and_checkpoint_files(short_run):
     preds = (out / "eval_predictions" / "test-step-12.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(preds) == 67 and {"prompt", "prediction", "reference"} <= set(json.loads(preds[0]))
     summary = json.loads((out / "run_summary.json").read_text(encoding="utf-8"))
-    assert summary["resumed_from"] is None
+    assert summary["resumed_from"] is None and summary["world_size"] == 1
+    assert set(summary) == {"train", "test", "lengths", "resumed_from", "world_size"}
+    assert not list(out.rglob("*.tmp"))  # every atomic write was renamed into place
 
 
 def test_resume_continues_to_the_same_adapter(short_run, demo_dir, configs):
@@ -83,32 +87,6 @@ def test_resume_continues_to_the_same_adapter(short_run, demo_dir, configs):
     assert steps == list(range(1, 13))  # the history before the checkpoint travels with it
 
 
-def test_resume_words(tmp_path):
-    assert resolve_resume(tmp_path / "absent", "latest") is None
-    assert resolve_resume(tmp_path / "absent", None) is None
-    ck = tmp_path / "checkpoint-7"
-    ck.mkdir()
-    (ck / "trainer_state.json").write_text("{}")
-    (tmp_path / "checkpoint-9").mkdir()  # no trainer_state.json: incomplete, never picked
-    assert resolve_resume(tmp_path, "yes") == ck
-    assert resolve_resume(tmp_path, "7") == ck
-    with pytest.raises(TrainingError, match="checkpoint-9 is incomplete: no trainer_state.json"):
-        resolve_resume(tmp_path, 9)
-    with pytest.raises(TrainingError, match="checkpoint-11 does not exist or is incomplete"):
-        resolve_resume(tmp_path, 11)
-    with pytest.raises(TrainingError, match="already holds checkpoint-7"):
-        resolve_resume(tmp_path, "no")
-    assert resolve_resume(tmp_path, "no", overwrite=True) is None and not ck.exists()
-
-
-def test_pad_collator_pads_right():
-    batch = PadCollator(pad_token_id=0)([{"input_ids": [5, 6, 7], "labels": [-100, 6, 7]}, {"input_ids": [5], "labels": [5]}])
-    assert batch["input_ids"].tolist() == [[5, 6, 7], [5, 0, 0]]
-    assert batch["labels"].tolist() == [[-100, 6, 7], [5, -100, -100]]
-    assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
-    assert PadCollator(0, pad_to_multiple_of=8)([{"input_ids": [1], "labels": [1]}])["input_ids"].shape[1] == 8
-
-
 def test_tiny_demo_learns_the_task(tmp_path, configs, demo_dir):
     """The acceptance bar: configs/tiny.yaml on the demo data, >= 90% exact answers on dev."""
     from gluekit.data import build_eval_rows, read_jsonl
@@ -126,3 +104,37 @@ def test_tiny_demo_learns_the_task(tmp_path, configs, demo_dir):
     log = training_log(tmp_path)
     losses = [e["loss"] for e in log if "loss" in e]
     assert losses[-1] < losses[0] / 10
+
+
+# ---------------------------------------------------------------- keyword Trainer arguments
+
+
+def test_keyword_arguments_meet_the_config_checks(configs, demo_dir, tmp_path):
+    """``train(path, data, max_steps="x")`` fails as the same override in ``overrides=`` does, before any model loads."""
+    path = f"{configs}/tiny.yaml"
+    with pytest.raises(ConfigError) as by_dict:
+        train(path, demo_dir, overrides={"training_args.max_steps": "x"})
+    with pytest.raises(ConfigError) as by_keyword:
+        train(path, demo_dir, max_steps="x")
+    assert str(by_keyword.value) == str(by_dict.value)
+    assert "`training_args.max_steps`: must be an integer, got 'x' (a string)." in str(by_keyword.value)
+    with pytest.raises(ConfigError) as with_strings:  # -o strings and keywords together: the keyword wins
+        train(path, demo_dir, overrides=["training_args.max_steps=5"], max_steps="x")
+    assert str(with_strings.value) == str(by_dict.value)
+    cfg = load_config(path, [f"training_args.output_dir={tmp_path}"])
+    with pytest.raises(ConfigError, match=r"`training_args.learning_rate`: is far above any usable LoRA rate, got 1000000.0"):
+        train(cfg, demo_dir, learning_rate=1e6)  # a FinetuneConfig is validated again
+    with pytest.raises(ConfigError, match=r"`training_args.max_step`: is not a Seq2SeqTrainingArguments field. Did you mean `max_steps`\?"):
+        train(cfg, demo_dir, max_step=5)
+    assert not tmp_path.exists() or not any(tmp_path.iterdir())  # refused before anything was written
+
+
+def test_run_config_applies_keywords_without_changing_the_given_config(configs, demo_dir):
+    cfg = load_config(f"{configs}/tiny.yaml")
+    ran = run_config(cfg, {"training_args.save_steps": 7}, demo_dir, max_steps=3, output_dir="elsewhere")
+    assert (ran.training_args["max_steps"], ran.training_args["save_steps"]) == (3, 7)
+    assert ran.output_dir.name == "elsewhere" and ran.path == cfg.path
+    assert cfg.training_args["max_steps"] != 3 and cfg.output_dir.name != "elsewhere"  # the caller's object is untouched
+    assert run_config(cfg) is cfg  # nothing to apply: used as it is
+    from_file = run_config(f"{configs}/tiny.yaml", ["training_args.max_steps=5"], demo_dir, save_steps=7)
+    assert (from_file.training_args["max_steps"], from_file.training_args["save_steps"]) == (5, 7)
