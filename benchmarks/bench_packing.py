@@ -86,8 +86,9 @@ def lora_model(cfg):
 
     from gluekit.lora import apply_peft
     from gluekit.models import load_model
+    from gluekit.trainer import trainer_arguments
 
-    set_seed(cfg.training_args.get("seed", 42))
+    set_seed(trainer_arguments(cfg).seed)  # the seed the Trainer would use (its default if the config has none)
     net, _ = apply_peft(load_model(None), cfg.peft_config_object(), verbose=False)
     return net.train()
 

@@ -44,22 +44,32 @@ def _config(steps: int, out_dir: str, logging_steps: int):
     }, data_dir=DEMO_DIR)
 
 
-def _fresh_model(cfg):
-    """The tiny GLM with LoRA, initialised exactly as ``gluekit.train.train`` does (seed, then wrap)."""
+def _with_lora(model, cfg, seed: int):
+    """``model`` wrapped with tiny.yaml's LoRA, seeded right before the wrap as ``gluekit.train.train`` does."""
     from transformers import set_seed
 
     from gluekit.lora import apply_peft
-    from gluekit.models import load_model
 
-    set_seed(cfg.training_args.get("seed", 42))
-    model, _ = apply_peft(load_model(), cfg.peft_config_object(), verbose=False)
+    set_seed(seed)
+    model, _ = apply_peft(model, cfg.peft_config_object(), verbose=False)
     return model
 
 
-def _gluekit_trainer(cfg, tok, data):
-    from gluekit.trainer import build_trainer
+def _fresh_model(cfg, seed: int):
+    """The tiny GLM with LoRA, initialised exactly as ``gluekit.train.train`` does (``seed``: the Trainer's)."""
+    from gluekit.models import load_model
 
-    return build_trainer(cfg, _fresh_model(cfg), tok, data, print_logs=False)
+    return _with_lora(load_model(), cfg, seed)
+
+
+def _gluekit_trainer(cfg, tok, data):
+    """gluekit's Trainer as ``gluekit.train.train`` builds it: model, Trainer arguments, seed and LoRA, Trainer."""
+    from gluekit.models import load_model
+    from gluekit.trainer import build_trainer, trainer_arguments
+
+    model = load_model()
+    args = trainer_arguments(cfg, model)
+    return build_trainer(cfg, _with_lora(model, cfg, args.seed), tok, data, print_logs=False, args=args)
 
 
 def _loop_optimizer(model, args):
@@ -150,7 +160,7 @@ def run(quick: bool) -> list[Row]:
             tr1.train()
             args = tr1.args  # what the Trainer really used (build_trainer adds CPU settings)
             glue_losses = [h["loss"] for h in tr1.state.log_history if "loss" in h]
-            loop_losses = hand_loop(_fresh_model(cfg), tr1.get_train_dataloader(), args, steps)
+            loop_losses = hand_loop(_fresh_model(cfg, args.seed), tr1.get_train_dataloader(), args, steps)
             same = len(glue_losses) == len(loop_losses) == steps and all(
                 math.isclose(a, b, rel_tol=LOSS_RTOL) for a, b in zip(glue_losses, loop_losses))
             worst = max((abs(a - b) / max(abs(b), 1e-12) for a, b in zip(glue_losses, loop_losses)), default=0.0)
@@ -163,7 +173,7 @@ def run(quick: bool) -> list[Row]:
                 times["gluekit"].append(_timed(trainer.train))
                 mean_losses["gluekit"].append(next(h["loss"] for h in trainer.state.log_history if "loss" in h))
                 for name in ("loop", "loop_label_only"):
-                    model, dl = _fresh_model(cfg), trainer.get_train_dataloader()
+                    model, dl = _fresh_model(cfg, args.seed), trainer.get_train_dataloader()
                     out: list[float] = []
                     times[name].append(_timed(lambda: out.extend(
                         hand_loop(model, dl, args, steps, label_only=name == "loop_label_only"))))

@@ -33,7 +33,7 @@ def run(tmp_path_factory):
 
 def test_losses_equal_step_by_step(run):
     b, cfg, trainer, glue = run
-    loop = b.hand_loop(b._fresh_model(cfg), trainer.get_train_dataloader(), trainer.args, STEPS)
+    loop = b.hand_loop(b._fresh_model(cfg, trainer.args.seed), trainer.get_train_dataloader(), trainer.args, STEPS)
     assert len(glue) == len(loop) == STEPS
     assert all(math.isclose(x, y, rel_tol=b.LOSS_RTOL) for x, y in zip(glue, loop)), (glue, loop)
     assert glue[-1] < glue[0]  # it trains
@@ -46,12 +46,12 @@ def test_a_different_learning_rate_is_caught(run):
 
     args = copy.copy(trainer.args)  # a new TrainingArguments would reset accelerate's state
     args.learning_rate *= 3
-    loop = b.hand_loop(b._fresh_model(cfg), trainer.get_train_dataloader(), args, STEPS)
+    loop = b.hand_loop(b._fresh_model(cfg, trainer.args.seed), trainer.get_train_dataloader(), args, STEPS)
     assert math.isclose(glue[0], loop[0], rel_tol=b.LOSS_RTOL)
     assert not all(math.isclose(x, y, rel_tol=b.LOSS_RTOL) for x, y in zip(glue, loop))
 
 
 def test_label_only_loop_trains_like_the_full_logits_loop(run):
     b, cfg, trainer, glue = run
-    loop = b.hand_loop(b._fresh_model(cfg), trainer.get_train_dataloader(), trainer.args, STEPS, label_only=True)
+    loop = b.hand_loop(b._fresh_model(cfg, trainer.args.seed), trainer.get_train_dataloader(), trainer.args, STEPS, label_only=True)
     assert all(math.isclose(x, y, rel_tol=b.LOSS_RTOL) for x, y in zip(glue, loop)), (glue, loop)
