@@ -112,3 +112,16 @@ def test_training_log_prefers_the_finished_run_then_the_newest_checkpoint(tmp_pa
     assert training_log(tmp_path) == [{"step": 10}]
     (tmp_path / "trainer_state.json").write_text(json.dumps({"log_history": [{"step": 12}]}), encoding="utf-8")
     assert training_log(tmp_path) == [{"step": 12}]
+
+
+def test_looking_at_a_run_loads_no_torch():
+    """The folder and the recipe's module import without torch or transformers (only a run loads them)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, gluekit.checkpoints, gluekit.train, gluekit.fileio; "
+            "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules)); "
+            "import gluekit.trainer; print('transformers' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["[]", "True"]  # gluekit.trainer imports transformers at its top, by design
