@@ -107,28 +107,29 @@ def test_deepspeed_lookup_current_folder_first_then_the_configs(tmp_path, monkey
     (tmp_path / "cfgs").mkdir()
     (tmp_path / "run").mkdir()
     monkeypatch.chdir(tmp_path / "run")
-    assert files.deepspeed_candidates("ds.json", tmp_path / "cfgs") == [tmp_path / "run" / "ds.json", tmp_path / "cfgs" / "ds.json"]
-    assert files.deepspeed_candidates("ds.json", tmp_path / "run") == [tmp_path / "run" / "ds.json"]  # one folder, one try
-    assert files.deepspeed_candidates(str(tmp_path / "x.json"), tmp_path / "cfgs") == [tmp_path / "x.json"]
-    assert files.find_deepspeed("ds.json", tmp_path / "cfgs") is None
+    assert files.deepspeed_candidates("ds.json", Path("../cfgs")) == [Path("ds.json"), Path("../cfgs/ds.json")]
+    assert files.deepspeed_candidates("ds.json", tmp_path / "run") == [Path("ds.json")]  # one folder, one try
+    assert files.deepspeed_candidates("ds.json", None) == [Path("ds.json")]
+    assert files.deepspeed_candidates(str(tmp_path / "x.json"), Path("../cfgs")) == [tmp_path / "x.json"]
+    assert files.find_deepspeed("ds.json", Path("../cfgs")) is None
     (tmp_path / "cfgs" / "ds.json").write_text("{}")
-    assert files.find_deepspeed("ds.json", tmp_path / "cfgs") == tmp_path / "cfgs" / "ds.json"
+    assert files.find_deepspeed("ds.json", Path("../cfgs")) == Path("../cfgs/ds.json")
     (tmp_path / "run" / "ds.json").write_text("{}")
-    assert files.find_deepspeed("ds.json", tmp_path / "cfgs") == tmp_path / "run" / "ds.json"  # as GLM-4's finetune.py
+    assert files.find_deepspeed("ds.json", Path("../cfgs")) == Path("ds.json")  # as GLM-4's finetune.py
 
 
 def test_deepspeed_not_found_names_every_path_tried(tmp_path, monkeypatch):
     (tmp_path / "run").mkdir()
     monkeypatch.chdir(tmp_path / "run")
-    cfg, line = _ds_config(tmp_path, "ds_zero_9.json")
+    _, line = _ds_config(tmp_path, "ds_zero_9.json")
     with pytest.raises(ConfigError) as e:
-        load_config(cfg)
+        load_config("../c.yaml")
     assert e.value.problems == [
-        f"c.yaml:{line}: `training_args.deepspeed`: file 'ds_zero_9.json' not found (looked at {tmp_path / 'run' / 'ds_zero_9.json'} "
-        f"and {tmp_path / 'ds_zero_9.json'}). A relative path is looked up in the current folder, then beside the config file; "
+        f"c.yaml:{line}: `training_args.deepspeed`: file 'ds_zero_9.json' not found (looked at ds_zero_9.json "
+        "and ../ds_zero_9.json). A relative path is looked up in the current folder, then beside the config file; "
         "fix the path or delete the key."]
     assert files.deepspeed_not_found("d.json", None) == (
-        f"file 'd.json' not found (looked at {tmp_path / 'run' / 'd.json'}). A relative path is looked up in the current folder; "
+        "file 'd.json' not found (looked at d.json). A relative path is looked up in the current folder; "
         "fix the path or delete the key.")
 
 
@@ -140,9 +141,15 @@ def test_deepspeed_value_kept_as_written_and_resolved_when_arguments_are_built(t
     (tmp_path / "ds.json").write_text(json.dumps({"zero_optimization": {"stage": 2}}))
     cfg = load_config(_ds_config(tmp_path, "ds.json")[0])
     assert cfg.training_args["deepspeed"] == "ds.json"  # validation rewrites nothing
-    assert cfg.deepspeed_path() == tmp_path / "ds.json"
+    assert cfg.deepspeed_path() == tmp_path / "ds.json"  # the config was given by its absolute path
     built = {}
     monkeypatch.setattr(transformers, "Seq2SeqTrainingArguments", lambda **kw: built.update(kw) or "args")
+    monkeypatch.setattr(files, "deepspeed_installed", lambda: False)
+    with pytest.raises(ConfigError) as e:  # not transformers' PackageNotFoundError
+        cfg.training_arguments()
+    assert e.value.problems == ["`training_args.deepspeed`: is set but the deepspeed package is not installed. "
+                                "`pip install deepspeed` on a CUDA machine, or remove the key."] and built == {}
+    monkeypatch.setattr(files, "deepspeed_installed", lambda: True)
     assert cfg.training_arguments() == "args" and built["deepspeed"] == str(tmp_path / "ds.json")
     assert cfg.training_args["deepspeed"] == "ds.json"
     built.clear()

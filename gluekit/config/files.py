@@ -79,21 +79,19 @@ def find_config(path: str | Path) -> tuple[Path, str | None]:
 
 
 def deepspeed_candidates(value: str, config_dir: Path | None) -> list[Path]:
-    """Where ``training_args.deepspeed: VALUE`` may be, in lookup order, without duplicates.
+    """Where ``training_args.deepspeed: VALUE`` may be, in lookup order, as paths from the current folder.
 
     As GLM-4's ``finetune.py`` (which hands the path to transformers), a relative path is looked up
     in the current folder first; gluekit then also looks beside the config file, so a config and
-    its DeepSpeed file can travel together (``sft.yaml`` names ``ds_zero_3.json``).
+    its DeepSpeed file can travel together (``sft.yaml`` names ``ds_zero_3.json``). The config's
+    folder is written as the config's path was given (``../configs``), and left out when it is the
+    current folder.
     """
     target = Path(value)
-    if target.is_absolute():
+    if target.is_absolute() or config_dir is None:
         return [target]
-    out = [Path(os.path.abspath(target))]
-    if config_dir is not None:
-        beside = Path(os.path.abspath(Path(config_dir) / target))
-        if beside != out[0]:
-            out.append(beside)
-    return out
+    beside = Path(config_dir) / target
+    return [target] if os.path.abspath(beside) == os.path.abspath(target) else [target, beside]
 
 
 def find_deepspeed(value: str, config_dir: Path | None) -> Path | None:
@@ -107,6 +105,10 @@ def deepspeed_not_found(value: str, config_dir: Path | None) -> str:
     where = "in the current folder, then beside the config file" if config_dir is not None else "in the current folder"
     return (f"file {value!r} not found (looked at {tried}). A relative path is looked up {where}; "
             "fix the path or delete the key.")
+
+
+# The problem when this machine cannot run a config's DeepSpeed (``gluekit check``, building the arguments).
+DEEPSPEED_MISSING = "is set but the deepspeed package is not installed. `pip install deepspeed` on a CUDA machine, or remove the key."
 
 
 def deepspeed_installed() -> bool:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from .files import deepspeed_not_found, find_deepspeed
+from . import files
 
 TOP_LEVEL_KEYS = (
     "data_config", "combine", "max_input_length", "max_output_length",
@@ -119,7 +119,8 @@ class FinetuneConfig:
 
         ``base_generation_config`` (the model's own) keeps its stop tokens: Seq2SeqTrainer
         replaces the model's generation config with the one in the arguments. A relative
-        ``deepspeed`` path is resolved here (current folder, then the config's folder).
+        ``deepspeed`` path is resolved here (current folder, then the config's folder); a
+        :class:`ConfigError` says when it is not found or the deepspeed package is missing.
         ``portable=True`` leaves out the arguments that need this machine's hardware or packages
         (``DEVICE_DEPENDENT_ARGS``: bf16, deepspeed, ...), for planning on any machine: none of them
         changes the steps, the schedule or the learning rates.
@@ -134,6 +135,8 @@ class FinetuneConfig:
             args = {k: v for k, v in args.items() if k not in DEVICE_DEPENDENT_ARGS}
         if isinstance(args.get("deepspeed"), str):
             args["deepspeed"] = str(self.deepspeed_path(args["deepspeed"]))
+        if args.get("deepspeed") and not files.deepspeed_installed():  # else transformers' PackageNotFoundError
+            raise ConfigError(f"`training_args.deepspeed`: {files.DEEPSPEED_MISSING}", self.path.name if self.path else None)
         return Seq2SeqTrainingArguments(**args)
 
     def deepspeed_path(self, value: str | None = None) -> Path | None:
@@ -144,10 +147,10 @@ class FinetuneConfig:
         value = self.training_args.get("deepspeed") if value is None else value
         if not isinstance(value, str):
             return None
-        found = find_deepspeed(value, self.config_dir)
+        found = files.find_deepspeed(value, self.config_dir)
         if found is None:
             source = self.path.name if self.path else None
-            raise ConfigError(f"`training_args.deepspeed`: {deepspeed_not_found(value, self.config_dir)}", source)
+            raise ConfigError(f"`training_args.deepspeed`: {files.deepspeed_not_found(value, self.config_dir)}", source)
         return found
 
     def generation_config(self, base=None):

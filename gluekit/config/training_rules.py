@@ -185,8 +185,7 @@ def deepspeed(ctx: Context) -> None:
         ctx.problems.add("training_args.deepspeed", files.deepspeed_not_found(ds, ctx.cfg_dir))
     elif not files.deepspeed_installed():
         if ctx.check_machine:
-            ctx.problems.add("training_args.deepspeed", "is set but the deepspeed package is not installed. "
-                             "`pip install deepspeed` on a CUDA machine, or remove the key.")
+            ctx.problems.add("training_args.deepspeed", files.DEEPSPEED_MISSING)
         else:
             ctx.notes.append("training_args.deepspeed is set but the deepspeed package is not installed here: this machine "
                              "can plan the run, not train it (`gluekit check` reports it as a problem).")
