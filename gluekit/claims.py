@@ -29,9 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from .config import shipped_config
+
 VERDICTS = ("holds", "wrong", "partly")
-LORA_YAML = Path(__file__).resolve().parent.parent / "configs" / "lora.yaml"
-TINY_YAML = Path(__file__).resolve().parent.parent / "configs" / "tiny.yaml"
+LORA_YAML = shipped_config("lora.yaml")  # package data: found the same way installed or in the repository
+TINY_YAML = shipped_config("tiny.yaml")
 
 # The two-turn chat the explanation uses as its example for `combine`.
 SEED_CHAT = [

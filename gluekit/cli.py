@@ -1,4 +1,4 @@
-"""The ``gluekit`` command: check, plan, train, chat, merge.
+"""The ``gluekit`` command: check, plan, train, chat, merge, plot, configs.
 
 With no ``--model`` the embedded tiny GLM runs; with no ``--data-dir`` the embedded demo data.
 ``gluekit train DATA_DIR MODEL CONFIG [RESUME]`` also accepts GLM-4's ``finetune.py`` order.
@@ -38,7 +38,7 @@ def cmd_check(args) -> int:
     from .train import prepare_data
 
     data_dir = _data_dir(args)
-    cfg = load_config(args.config, args.overrides, data_dir=data_dir)
+    cfg = load_config(args.config, args.overrides, data_dir=data_dir, check_machine=True)
     target_note = _check_targets(cfg, args.model, args.trust_remote_code)
     print(f"config {args.config}: OK")
     for note in cfg.notes + ([target_note] if target_note else []):
@@ -98,7 +98,9 @@ def cmd_plan(args) -> int:
     data_dir = _data_dir(args)
     cfg = load_config(args.config, args.overrides, data_dir=data_dir)
     n = args.samples if args.samples else len(read_jsonl(data_file(data_dir, cfg.data_config.train_file)))
-    plan = make_plan(cfg.training_arguments(), n, args.devices)
+    plan = make_plan(cfg.training_arguments(portable=True), n, args.devices)  # no GPU needed to plan a GPU run
+    for note in cfg.notes:
+        print(f"note: {note}", file=sys.stderr if args.json else sys.stdout)
     memory, why_not = _memory_plan(cfg, args)
     if args.json:
         d = plan.to_dict()
@@ -206,6 +208,18 @@ def cmd_plot(args) -> int:
     return 0
 
 
+def cmd_configs(args) -> int:
+    from .config import shipped_configs
+
+    shipped = shipped_configs()
+    width = max(len(c.name) for c in shipped)
+    print("configs shipped with gluekit (a bare name such as `gluekit check tiny.yaml` uses them "
+          "unless the current folder holds a file of that name):")
+    for c in shipped:
+        print(f"  {c.name:<{width}}  {c.description}\n  {'':<{width}}  {c.path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gluekit", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -260,6 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", help="the run's output_dir (holding trainer_state.json)")
     p.add_argument("--out", default=None, help="PNG file to write (default: RUN_DIR/training_curves.png)")
     p.set_defaults(func=cmd_plot)
+
+    p = sub.add_parser("configs", help="list the configs shipped with gluekit: name, what it is for, path")
+    p.set_defaults(func=cmd_configs)
     return parser
 
 

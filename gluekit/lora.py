@@ -90,10 +90,15 @@ def format_count(trainable: int, total: int) -> str:
 def apply_peft(model, peft_config, *, verbose: bool = True):
     """Wrap ``model`` with ``peft.get_peft_model`` after resolving LoRA target names.
 
-    Returns ``(peft_model, note)``; ``note`` explains any remote-to-native name mapping.
+    Returns ``(peft_model, note)``; ``note`` explains any remote-to-native name mapping. The caller's
+    ``peft_config`` is left as it was: the PEFT model gets a copy (with the mapped names; PEFT also
+    writes the base model's name into the config it is given), kept as ``peft_model.peft_config["default"]``.
     """
+    import copy
+
     from peft import LoraConfig, get_peft_model
 
+    peft_config = copy.deepcopy(peft_config)
     note = None
     if isinstance(peft_config, LoraConfig):
         res = resolve_targets(model, peft_config.target_modules)

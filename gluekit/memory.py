@@ -319,10 +319,10 @@ def model_config_for(model: str | None = None):
 
 def zero_stage_of(cfg) -> int:
     """``zero_optimization.stage`` of the config's ``training_args.deepspeed`` file (0 without one)."""
-    ds = cfg.training_args.get("deepspeed")
-    if not ds:
-        return 0
     try:
+        ds = cfg.deepspeed_path()  # found as training finds it: the current folder, then the config's folder
+        if ds is None:
+            return 0
         return int(json.loads(Path(ds).read_text(encoding="utf-8")).get("zero_optimization", {}).get("stage", 0))
     except (OSError, ValueError, TypeError):
         return 0

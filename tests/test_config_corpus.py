@@ -185,8 +185,10 @@ CASES = [
     Case("removed_warmup_ratio", edit("report_to: none", "report_to: none\n  warmup_ratio: 0.1\n  save_safetensors: false"),
          ["`training_args.warmup_ratio`: was removed in transformers 5. Rename it to `warmup_steps` (a value below 1 is a fraction",
           "`training_args.save_safetensors`: was removed in transformers 5. Delete it; transformers 5 always saves weights as safetensors."], n=2),
-    Case("deepspeed_missing", edit("report_to: none", "report_to: none\n  deepspeed: configs/ds_zero_3.json"),
-         ["`training_args.deepspeed`: file 'configs/ds_zero_3.json' not found (looked at", "Paths are relative to the config file"]),
+    Case("deepspeed_missing", edit("report_to: none", "report_to: none\n  deepspeed: configs/ds_zero_4.json"),
+         ["bad.yaml:21: `training_args.deepspeed`: file 'configs/ds_zero_4.json' not found (looked at configs/ds_zero_4.json and ",
+          "/configs/ds_zero_4.json). A relative path is looked up in the current folder, then beside the config file; "
+          "fix the path or delete the key."]),
     Case("removed_transformers_names", edit("  eval_strategy: steps\n", "  evaluation_strategy: steps\n",
                                             "report_to: none", "report_to: none\n  no_cuda: true\n  overwrite_output_dir: true"),
          ["bad.yaml:15: `training_args.evaluation_strategy`: was removed in transformers 5. Rename it to `eval_strategy`.",

@@ -61,3 +61,19 @@ def test_apply_peft_on_the_tiny_model_maps_and_counts():
     cfg = model.config
     per_layer = 8 * (cfg.hidden_size + cfg.num_attention_heads * cfg.head_dim) + 2 * 8 * (cfg.hidden_size + cfg.num_key_value_heads * cfg.head_dim)
     assert trainable == per_layer * cfg.num_hidden_layers
+
+
+def test_apply_peft_leaves_the_callers_config_as_it_was():
+    model = load_model()
+    cfg = LoraConfig(r=8, lora_alpha=32, target_modules=["query_key_value"], task_type="CAUSAL_LM")
+    before = cfg.to_dict()
+    peft_model, note = apply_peft(model, cfg, verbose=False)
+    assert "query_key_value -> q_proj, k_proj, v_proj" in note
+    assert cfg.to_dict() == before and cfg.target_modules == {"query_key_value"}
+    used = peft_model.peft_config["default"]
+    assert used is not cfg and used.target_modules == {"q_proj", "k_proj", "v_proj"}
+    # names that need no mapping: still a copy (PEFT itself writes the base model's name into its config)
+    plain = LoraConfig(r=4, target_modules=["q_proj"])
+    before = plain.to_dict()
+    peft_model, note = apply_peft(load_model(), plain, verbose=False)
+    assert note is None and plain.to_dict() == before and peft_model.peft_config["default"] is not plain

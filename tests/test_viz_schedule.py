@@ -111,3 +111,24 @@ def test_plan_html_escapes(plan):
     text = plan_html(plan)
     assert text.startswith("<pre>") and text.endswith("</pre>")
     assert html.unescape(text[5:-6]) == plan.summary()
+
+
+def test_explorer_starts_from_the_built_arguments():
+    # a config that leaves max_steps, save_steps and the batch size to transformers:
+    # 3.0 epochs, save_steps 500, batch 8 -> 600 samples / 8 = 75 steps per epoch, 225 steps
+    from gluekit.config import trainer_default, validate
+
+    cfg = validate({"data_config": {"train_file": "t.jsonl"}, "max_input_length": 8, "max_output_length": 8,
+                    "training_args": {"report_to": "none"}})
+    max_steps, save_steps, batch, _ = schedule_explorer(cfg, 600).children
+    assert (trainer_default("num_train_epochs"), trainer_default("save_steps"), trainer_default("per_device_train_batch_size")) == (3.0, 500, 8)
+    assert (max_steps.value, save_steps.value, batch.value) == (225, 500, 8)
+    # a save_steps below 1 is a fraction of max_steps (transformers' rule)
+    cfg = validate({"data_config": {"train_file": "t.jsonl"}, "max_input_length": 8, "max_output_length": 8,
+                    "training_args": {"max_steps": 1000, "save_steps": 0.25, "report_to": "none"}})
+    assert [s.value for s in schedule_explorer(cfg, 600).children[:2]] == [1000, 250]
+
+
+def test_plans_of_a_gpu_config_are_drawn_without_a_gpu(cfg):
+    # bf16 needs a GPU that has it: planning leaves such flags out (the steps do not depend on them)
+    assert plan_with(cfg, 600, bf16=True, max_steps=100).save_steps == [100]

@@ -6,6 +6,7 @@ transformers' own ``DefaultFlowCallback`` and scheduler; nothing here re-derives
 from __future__ import annotations
 
 import html
+import math
 from typing import Iterable
 
 from ..plan import Plan, make_plan
@@ -17,10 +18,13 @@ COLORS = {"log": "tab:blue", "evaluate": "tab:orange", "save": "tab:green", "lr"
 def plan_with(cfg, num_samples: int, num_devices: int = 1, **training_args) -> Plan:
     """``make_plan`` for ``cfg`` (a :class:`gluekit.config.FinetuneConfig`) with some ``training_args`` changed.
 
+    The arguments are built ``portable`` (without bf16, deepspeed and the other flags that need this
+    machine's hardware): a plan for a GPU run can be drawn on a laptop.
+
     >>> plan_with(load_config("configs/lora.yaml"), 600, max_steps=1200).checkpoints
     ['checkpoint-500', 'checkpoint-1000', 'checkpoint-1200']
     """
-    return make_plan(cfg.training_arguments(**training_args), num_samples, num_devices)
+    return make_plan(cfg.training_arguments(portable=True, **training_args), num_samples, num_devices)
 
 
 def timeline_rows(plan: Plan) -> list[tuple[str, list[int]]]:
@@ -119,13 +123,16 @@ def schedule_explorer(cfg, num_samples: int, *, max_steps: int | None = None, sa
     """
     import ipywidgets as w
 
-    ta = cfg.training_args
-    start = {
-        "max_steps": max_steps if max_steps is not None else ta.get("max_steps", 3000),
-        "save_steps": save_steps if save_steps is not None else ta.get("save_steps", 500),
-        "per_device_train_batch_size": per_device_train_batch_size if per_device_train_batch_size is not None
-        else ta.get("per_device_train_batch_size", 8),
-    }
+    # Start values: the arguments the config builds (transformers' defaults where it says nothing).
+    # max_steps -1 trains by epochs: start from the step count the plan works out. A save_steps
+    # below 1 is a fraction of max_steps (transformers' rule): start from the steps it means.
+    args = cfg.training_arguments(portable=True)
+    if max_steps is None:
+        max_steps = args.max_steps if args.max_steps > 0 else make_plan(args, num_samples, num_devices).max_steps
+    if save_steps is None:
+        save_steps = int(args.save_steps) if args.save_steps >= 1 else math.ceil(args.save_steps * max_steps)
+    start = {"max_steps": max_steps, "save_steps": save_steps,
+             "per_device_train_batch_size": per_device_train_batch_size or args.per_device_train_batch_size}
     style = {"description_width": "190px"}
     layout = w.Layout(width="560px")
     sliders = {

@@ -1,0 +1,196 @@
+"""The validation rules, torchtune-style: a list of small functions, each checking one thing.
+
+Every rule reads a :class:`Context` and adds what it finds to ``ctx.problems`` (with the file line)
+or ``ctx.notes``; :func:`validate` runs them all, so ONE :class:`ConfigError` lists every problem.
+``RULES`` run in order over the whole file; the ``training_args`` rule runs ``TRAINING_ARGS_RULES``
+(``training_rules``) when that section is a mapping. The last training-args rule and the end of the
+PEFT rule hand the config to transformers and PEFT, whose own checks catch what these rules do not know.
+
+Defaults come from transformers (``Context.arg``), never typed again here. Rules never change the
+values they check: ``FinetuneConfig`` holds the user's values as written.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+from pathlib import Path
+from typing import Any, Iterable
+
+from ..errors import ConfigError
+from .checks import Context, Problems, Rule, check_bool, check_int, check_typed, did_you_mean, field_kind, is_number, kind
+from .schema import DATA_CONFIG_KEYS, TOP_LEVEL_KEYS, DataConfig, FinetuneConfig
+from .training_rules import TRAINING_ARGS_RULES
+
+
+# ---------------------------------------------------------------- the file's top level
+
+def top_level_keys(ctx: Context) -> None:
+    for k in ctx.raw:
+        if k not in TOP_LEVEL_KEYS:
+            ctx.problems.add(str(k), f"unknown top-level key.{did_you_mean(str(k), TOP_LEVEL_KEYS)} Allowed: {', '.join(TOP_LEVEL_KEYS)}.")
+
+
+def data_config(ctx: Context) -> None:
+    p, dc, data_dir = ctx.problems, ctx.raw.get("data_config"), ctx.data_dir
+    if dc is None:
+        p.add("data_config", "is missing. Add data_config: {train_file: train.jsonl, val_file: dev.jsonl, test_file: dev.jsonl}.")
+        return
+    if not isinstance(dc, dict):
+        p.add("data_config", f"must be a mapping with train_file (and val_file, test_file, num_proc), got {dc!r}.")
+        return
+    for k in dc:
+        if k not in DATA_CONFIG_KEYS:
+            hint = did_you_mean(str(k), DATA_CONFIG_KEYS) or f" Allowed: {', '.join(DATA_CONFIG_KEYS)}."
+            p.add(f"data_config.{k}", f"unknown key.{hint}")
+    dir_missing = data_dir is not None and not Path(data_dir).is_dir()
+    if dir_missing:
+        p.add("data_config", f"the data directory {data_dir} does not exist. Pass the folder holding the JSONL files (--data-dir).")
+    for k in ("train_file", "val_file", "test_file"):
+        v = dc.get(k)
+        if k == "train_file" and v is None:
+            p.add("data_config.train_file", "is required (a JSONL file name, relative to the data directory).")
+        elif v is not None and not isinstance(v, str):
+            p.add(f"data_config.{k}", f"must be a file name, got {v!r} ({kind(v)}).")
+        elif v is not None and data_dir is not None and not dir_missing and not (Path(data_dir) / v).is_file():
+            if (Path(data_dir) / v).is_dir():
+                p.add(f"data_config.{k}", f"{v!r} is a directory in data directory {data_dir}; name a .jsonl file.")
+            else:
+                p.add(f"data_config.{k}", f"file {v!r} not found in data directory {data_dir}.")
+    if dc.get("num_proc") is not None:
+        check_int(p, "data_config.num_proc", dc["num_proc"], 1, " Use 1 (or leave it out) to tokenise in this process.")
+    ctx.data = DataConfig(**{k: dc.get(k) for k in DATA_CONFIG_KEYS})
+
+
+def combine(ctx: Context) -> None:
+    comb = ctx.raw.get("combine", True)
+    if not isinstance(comb, bool):
+        ctx.problems.add("combine", f"must be true or false, got {comb!r} ({kind(comb)}).")
+
+
+def lengths(ctx: Context) -> None:
+    for k in ("max_input_length", "max_output_length"):
+        if k not in ctx.raw:
+            ctx.problems.add(k, "is required: a length in tokens (the reference uses 512).")
+        else:
+            check_int(ctx.problems, k, ctx.raw[k], 1, " It counts tokens, not characters.")
+
+
+def training_args(ctx: Context) -> None:
+    """The section's shape; when it is a mapping, every rule of ``TRAINING_ARGS_RULES``."""
+    ta = ctx.raw.get("training_args")
+    if ta is None:
+        ctx.problems.add("training_args", "is missing. Add a training_args mapping (output_dir, max_steps, learning_rate, ...) as in configs/lora.yaml.")
+    elif not isinstance(ta, dict):
+        ctx.problems.add("training_args", f"must be a mapping of Seq2SeqTrainingArguments fields, got {ta!r}.")
+    else:
+        for rule in TRAINING_ARGS_RULES:
+            rule(ctx)
+
+
+def packing(ctx: Context) -> None:
+    """The top-level ``packing`` switch: a YAML boolean, default false.
+
+    Packing flattens each batch into one row, so the batch size (samples per step), steps per
+    epoch and epochs stay as training_args says; only the padding goes.
+    """
+    v = ctx.raw.get("packing", False)
+    if not check_bool(ctx.problems, "packing", v):
+        return
+    ctx.packing = v
+    if v and ctx.arg("per_device_train_batch_size") == 1:
+        ctx.notes.append("packing is true but per_device_train_batch_size is 1: a one-sample batch has no padding, so packing changes nothing.")
+
+
+def freeze_v(ctx: Context) -> None:
+    if "freezeV" in ctx.raw:
+        ctx.notes.append("freezeV is read only by GLM-4V's vision fine-tuning script; it has no effect on text models.")
+
+
+# ---------------------------------------------------------------- peft_config
+
+def peft_config(ctx: Context) -> None:
+    pc = ctx.raw.get("peft_config")
+    if pc is None:
+        return
+    if not isinstance(pc, dict):
+        ctx.problems.add("peft_config", f"must be a mapping (peft_type, r, ...), got {pc!r}.")
+        return
+    from peft import PEFT_TYPE_TO_CONFIG_MAPPING, PeftType, TaskType, get_peft_config
+
+    p = ctx.problems
+    types_ = [t.value for t in PeftType]
+    pt = pc.get("peft_type")
+    if pt is None:
+        p.add("peft_config.peft_type", "is missing. Add peft_type: LORA (or PREFIX_TUNING for ptuning_v2.yaml).")
+        return
+    if pt not in types_:
+        p.add("peft_config.peft_type", f"unknown PEFT type, got {pt!r}.{did_you_mean(str(pt), types_)} "
+              f"Write it in capitals: LORA, PREFIX_TUNING, ... ({len(types_)} types).")
+        return
+    cls = PEFT_TYPE_TO_CONFIG_MAPPING[pt]
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for k in pc:
+        if k not in fields and k != "peft_type":
+            hint = did_you_mean(k, fields) or " Delete it."
+            p.add(f"peft_config.{k}", f"is not a {cls.__name__} field.{hint}")
+        elif k not in ("peft_type", "r", "lora_alpha", "lora_dropout", "target_modules") and pc[k] is not None:
+            check_typed(p, f"peft_config.{k}", pc[k], field_kind(fields[k].type), None)
+    tt = pc.get("task_type")
+    tasks = [t.value for t in TaskType]
+    if tt is not None and tt not in tasks:
+        p.add("peft_config.task_type", f"unknown task type, got {tt!r}.{did_you_mean(str(tt), tasks)} GLM-4 is a decoder: use CAUSAL_LM.")
+    if pt == "LORA":
+        _lora_values(p, pc)
+    if not p.any_under("peft_config"):
+        try:  # PEFT's own __post_init__ checks, e.g. options that exclude each other
+            get_peft_config(copy.deepcopy(pc))
+        except (ValueError, TypeError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            p.add("peft_config", f"PEFT rejects it: {first.rstrip('.')}. Fix the field it names.")
+
+
+def _lora_values(p: Problems, pc: dict) -> None:
+    if "r" in pc:
+        check_int(p, "peft_config.r", pc["r"], 1, " The rank is usually 8 to 64.")
+    a = pc.get("lora_alpha")
+    if a is not None and (not is_number(a) or a <= 0 or not math.isfinite(a)):
+        p.add("peft_config.lora_alpha", f"must be a positive number, got {a!r}. lora.yaml uses 32 (scaling = lora_alpha / r).")
+    d = pc.get("lora_dropout")
+    if d is not None and (not is_number(d) or not 0 <= d < 1):
+        p.add("peft_config.lora_dropout", f"must be in [0, 1), got {d!r}. 0.05-0.1 is usual.")
+    tm = pc.get("target_modules")
+    if tm is not None and not (isinstance(tm, str) and tm.strip() or (isinstance(tm, list) and tm and all(isinstance(t, str) and t for t in tm))):
+        p.add("peft_config.target_modules", f"must be a module name or a non-empty list of names, got {tm!r}. "
+              "For GLM-4: [query_key_value] (remote code) or [q_proj, k_proj, v_proj] (-hf), or all-linear.")
+
+
+RULES: list[Rule] = [top_level_keys, data_config, combine, lengths, training_args, peft_config, packing, freeze_v]
+
+
+def validate(raw: Any, *, source: str | None = None, lines: dict[str, int] | None = None,
+             data_dir: str | Path | None = None, cfg_dir: Path | None = None,
+             problems: Iterable[str] = (), check_machine: bool = False) -> FinetuneConfig:
+    """Validate a parsed config tree; return a :class:`FinetuneConfig` or raise :class:`ConfigError`.
+
+    ``problems``: lines already found by the caller (e.g. malformed overrides), reported first.
+    ``check_machine``: also report what keeps THIS machine from running it (the deepspeed package
+    missing); without it such things are notes, so a laptop can plan a GPU run.
+    """
+    p = Problems(source, lines or {})
+    p.items.extend(problems)
+    if not isinstance(raw, dict):
+        what = "empty" if raw is None else f"{kind(raw)} ({raw!r:.40})"
+        raise ConfigError(p.items + [f"the file must be a YAML mapping with data_config, training_args, ...; it is {what}. "
+                                     "Start from configs/lora.yaml."], source)
+    ctx = Context(copy.deepcopy(raw), p, data_dir=data_dir, cfg_dir=cfg_dir, check_machine=check_machine)
+    for rule in RULES:
+        rule(ctx)
+    if p.items:
+        raise ConfigError(p.items, source)
+    raw = ctx.raw
+    return FinetuneConfig(
+        data_config=ctx.data, combine=raw.get("combine", True), max_input_length=raw["max_input_length"],
+        max_output_length=raw["max_output_length"], training_args=ctx.ta, peft_config=raw.get("peft_config"),
+        freezeV=raw.get("freezeV"), packing=ctx.packing, notes=ctx.notes, config_dir=cfg_dir,
+    )
