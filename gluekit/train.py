@@ -45,7 +45,7 @@ def run_config(config: str | Path | FinetuneConfig, overrides: Iterable[str] | d
     """
     merged = _with_keywords(overrides, training_args)
     if not isinstance(config, FinetuneConfig):
-        return load_config(config, merged, data_dir=data_dir)
+        return load_config(config, merged, data_dir=data_dir, check_machine=True)
     if not merged:
         return config
     raw, early = config.to_dict(), []
@@ -55,7 +55,7 @@ def run_config(config: str | Path | FinetuneConfig, overrides: Iterable[str] | d
         early = e.problems
     path = config.path
     cfg = validate(raw, source=path.name if path else None, data_dir=data_dir,
-                   cfg_dir=path.parent if path else None, problems=early)
+                   cfg_dir=path.parent if path else None, problems=early, check_machine=True)
     cfg.path = path
     return cfg
 
