@@ -16,7 +16,7 @@ import pytest
 
 from gluekit import DataError, read_jsonl
 from gluekit.cli import main
-from gluekit.data import IGNORE_INDEX
+from gluekit.tokens import IGNORE_INDEX
 
 CONFIG = """\
 data_config:
