@@ -21,7 +21,8 @@ from __future__ import annotations
 import os
 import random
 
-from gluekit.data import IGNORE_INDEX, build_train_dataset, check_conversation
+from gluekit.data import build_train_dataset, check_conversation
+from gluekit.tokens import IGNORE_INDEX
 from gluekit.demo import make_conversation
 
 from .common import Row, interleaved

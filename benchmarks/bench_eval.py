@@ -81,7 +81,7 @@ class ReferencePredictor:
         import datasets
         from transformers import DataCollatorForSeq2Seq, GenerationConfig, Seq2SeqTrainer, Seq2SeqTrainingArguments
 
-        from gluekit.data import SpecialIds
+        from gluekit.tokens import SpecialIds
 
         class CutPromptTrainer(Seq2SeqTrainer):
             """The reference's ``prediction_step``: no labels in eval batches, prompt cut off the output."""
@@ -160,14 +160,15 @@ def compare(name: str, model, tok, rows, cfg, repeats: int, tmp: str, why: str =
 
 
 def run(quick: bool) -> list[Row]:
+    import logging
+
     import torch
-    from transformers.utils import logging as hf_logging
 
     from gluekit.models import load_model
+    from gluekit.quiet import transformers_logs
 
     train_steps, repeats = (30, 1) if quick else (200, 5)
-    hf_logging.set_verbosity_error()
-    with timed_threads():
+    with transformers_logs(logging.ERROR), timed_threads():
         cfg, tok, rows = load_setup(quick)
         with tempfile.TemporaryDirectory() as tmp:
             tuned = fine_tuned_model(train_steps)

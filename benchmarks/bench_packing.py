@@ -31,7 +31,8 @@ from __future__ import annotations
 
 import torch
 
-from gluekit.data import IGNORE_INDEX, build_train_dataset, read_jsonl
+from gluekit.data import build_train_dataset, read_jsonl
+from gluekit.tokens import IGNORE_INDEX
 from gluekit.loss import label_only_inputs
 from gluekit.packing import PackCollator
 from gluekit.trainer import PadCollator

@@ -140,16 +140,17 @@ def _profile_trainer(cfg, tok, data) -> list[str]:
 
 
 def run(quick: bool) -> list[Row]:
+    import logging
+
     import torch
-    from transformers.utils import logging as hf_logging
 
     from gluekit.models import load_tokenizer
+    from gluekit.quiet import transformers_logs
     from gluekit.tiny import DEMO_DIR
     from gluekit.train import prepare_data
 
     steps, repeats = (5, 1) if quick else (72, 4)  # one epoch of the demo (75 batches): the loop iterates it once
-    hf_logging.set_verbosity_error()
-    with timed_threads():
+    with transformers_logs(logging.ERROR), timed_threads():
         with tempfile.TemporaryDirectory() as tmp:
             cfg = _config(steps, tmp, logging_steps=steps)
             tok = load_tokenizer()

@@ -17,14 +17,14 @@ Python lists, as recorded in ``/work/shared/reference/glm4-finetune-facts.md``:
   ``process_message`` drops ``None`` tool parameters and removes ``tools`` from other roles.
 
 Two deliberate differences from the reference, neither of which changes a token:
-the special ids are looked up from the tokenizer (:meth:`gluekit.data.SpecialIds.of`) instead of
+the special ids are looked up from the tokenizer (:meth:`gluekit.tokens.SpecialIds.of`) instead of
 being hard-coded as GLM-4-9B's 151331/151333/151336/151337, and ``process_message`` copies what it
 changes instead of editing the caller's messages in place (the reference edits rows that
 ``datasets`` had just built for it; here the benchmark's conversations must stay intact).
 """
 from __future__ import annotations
 
-from gluekit.data import IGNORE_INDEX, SpecialIds
+from gluekit.tokens import IGNORE_INDEX, SpecialIds
 
 
 def process_message(message: dict) -> dict:

@@ -68,16 +68,14 @@ def _check_targets(cfg, model, trust_remote_code: bool) -> str | None:
     if pc.get("peft_type") != "LORA" or tm is None or tm == "all-linear":
         return None
     try:
-        import torch
-        from transformers import AutoConfig, AutoModelForCausalLM
+        from transformers import AutoConfig
 
-        from .models import model_path
+        from .models import meta_model, model_path
         from .quiet import quiet_progress
 
         with quiet_progress():
             conf = AutoConfig.from_pretrained(model_path(model), trust_remote_code=trust_remote_code)
-            with torch.device("meta"):
-                net = AutoModelForCausalLM.from_config(conf, trust_remote_code=trust_remote_code)
+            net = meta_model(conf, trust_remote_code=trust_remote_code)
     except Exception as e:  # no network, remote code refused ...: the check is skipped, not failed
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         return f"peft_config.target_modules not checked against the model ({first})."
@@ -86,8 +84,14 @@ def _check_targets(cfg, model, trust_remote_code: bool) -> str | None:
     try:
         return resolve_targets(net, tm).note
     except ConfigError as e:
-        source = cfg.path.name if cfg.path else None
-        raise ConfigError(e.problems, source) from None
+        raise _in_config_file(cfg, e) from None
+
+
+def _in_config_file(cfg, e):
+    """A ConfigError found after loading (against the model), reported as the config file's own problems."""
+    from .errors import ConfigError
+
+    return ConfigError(e.problems, cfg.path.name if cfg.path else None)
 
 
 def cmd_plan(args) -> int:
@@ -115,14 +119,22 @@ def cmd_plan(args) -> int:
 
 
 def _memory_plan(cfg, args):
-    """(MemoryPlan, None), or (None, why) for a PEFT method the estimate does not model."""
-    from .memory import model_config_for, plan_memory
+    """(MemoryPlan, None), or (None, why) for a PEFT method the estimate does not model.
+
+    A config problem found on the way (a LoRA target that matches no layer of the model) is raised
+    as the config's own error: ``gluekit plan`` reports it and exits 1.
+    """
+    from .errors import ConfigError
+    from .memory import model_config_for, plan_memory, planned_dtype
 
     model_config = model_config_for(args.model)
     name = "tiny GLM" if args.model in (None, "tiny") else str(args.model)
     try:
-        return plan_memory(cfg, model_config, model_name=name, dtype=args.dtype, devices=args.devices), None
-    except ValueError as e:
+        return plan_memory(cfg, model_config, model_name=name, dtype=args.dtype or planned_dtype(args.model),
+                           devices=args.devices), None
+    except ConfigError as e:
+        raise _in_config_file(cfg, e) from None
+    except NotImplementedError as e:
         return None, str(e)
 
 
@@ -201,7 +213,7 @@ def cmd_merge(args) -> int:
 
 
 def cmd_plot(args) -> int:
-    from .report import save_run_plot
+    from .viz.training import save_run_plot
 
     out = args.out or Path(args.run_dir) / "training_curves.png"
     print(f"plot saved to {save_run_plot(args.run_dir, out)}")

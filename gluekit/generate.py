@@ -10,7 +10,7 @@ from pathlib import Path
 from .data import build_eval_rows
 from .evaluate import generate_replies
 from .models import load_model, load_tokenizer, model_path
-from .quiet import quiet_progress
+from .quiet import quiet_peft_wrap, quiet_progress
 
 
 def load_with_adapter(model: str | None = None, adapter: str | Path | None = None, trust_remote_code: bool = False):
@@ -20,7 +20,8 @@ def load_with_adapter(model: str | None = None, adapter: str | Path | None = Non
     if adapter is not None:
         from peft import PeftModel
 
-        net = PeftModel.from_pretrained(net, str(adapter))
+        with quiet_peft_wrap():
+            net = PeftModel.from_pretrained(net, str(adapter))
     net.eval()
     return net, tokenizer
 

@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 
 from .errors import ConfigError
+from .quiet import quiet_peft_wrap
 
 # Remote-code GLM-4 name -> the native GLM / GLM-4 names of the same weights.
 REMOTE_TO_NATIVE = {
@@ -107,19 +108,31 @@ def apply_peft(model, peft_config, *, verbose: bool = True):
             peft_config.target_modules = set(res.target_modules)
     if verbose and note:
         print(note)
-    return get_peft_model(model, peft_config), note
+    with quiet_peft_wrap():
+        return get_peft_model(model, peft_config), note
 
 
-def lora_trainable_on(model, peft_config) -> int:
-    """Trainable LoRA parameters ``peft_config`` adds to ``model`` (works on the meta device).
+def with_adapters(model, peft_config, *, in_place: bool = False):
+    """``model`` with PEFT's own adapter layers for ``peft_config`` injected, in a deep copy.
 
-    Uses PEFT's own injection on a throwaway copy of the module tree, so it counts exactly
-    what PEFT would create.
+    ``peft.inject_adapter_in_model`` without the ``PeftModel`` wrapper, so it works on a meta-device
+    model (:func:`gluekit.models.meta_model`: no weights, no memory) and creates exactly the layers
+    PEFT would. ``peft_config`` is left as it was, and so is ``model`` unless ``in_place`` (for a
+    model built only to be counted: a deep copy of GLM-4-9B's meta tree takes about half a second).
+    Target names are used as given (map remote-code names first with :func:`resolve_targets`).
     """
     import copy
 
     from peft import inject_adapter_in_model
 
-    clone = copy.deepcopy(model)
-    inject_adapter_in_model(copy.deepcopy(peft_config), clone)
-    return sum(p.numel() for n, p in clone.named_parameters() if "lora_" in n)
+    net = model if in_place else copy.deepcopy(model)
+    inject_adapter_in_model(copy.deepcopy(peft_config), net)
+    return net
+
+
+def lora_trainable_on(model, peft_config) -> int:
+    """Trainable LoRA parameters ``peft_config`` adds to ``model`` (works on the meta device).
+
+    Counted on :func:`with_adapters`' copy, so it counts exactly what PEFT would create.
+    """
+    return sum(p.numel() for n, p in with_adapters(model, peft_config).named_parameters() if "lora_" in n)

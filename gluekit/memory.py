@@ -1,21 +1,13 @@
-"""Training memory per device, by component (bytes): a first-order :func:`estimate` and a checked :func:`peak_memory`.
+"""Training memory per device, by component (bytes): the checked model behind ``gluekit plan``.
 
-:func:`estimate` is the textbook split used to explain DeepSpeed ZeRO (notebook 11). Model states =
-weights + gradients + optimizer state; activations are never sharded by ZeRO.
+Model states = weights + gradients + optimizer state; activations are never sharded by ZeRO.
+The first-order textbook split used to explain ZeRO (notebook 11) is
+:func:`gluekit.course.memory.estimate`; this module replaces its two rules of thumb.
 
-* weights: every parameter in the load dtype (bf16: 2 bytes); ZeRO-3 splits them over devices.
-* trainable states: per trainable parameter, an fp32 copy (4), its gradient (4) and AdamW's two
-  moments (8) = 16 bytes (PEFT keeps LoRA weights in fp32). ZeRO-1 shards the moments, ZeRO-2 also
-  the gradients, ZeRO-3 also the fp32 copy.
-* activations: what backward needs, per layer, about ``tokens x hidden x 34`` bytes in bf16 for a
-  standard block (Korthikanti et al., 2022, with fused attention), scaled here by the FFN width; with
-  gradient checkpointing only each layer's input (``tokens x hidden x 2``) plus one layer's full set.
-* logits: ``tokens x vocab`` in bf16 plus the fp32 copy the loss upcasts to, and its gradient.
-
-:func:`peak_memory` (what ``gluekit plan`` prints) replaces the two rules of thumb with what a
-transformers-native GLM + PEFT LoRA actually keeps for backward, tensor by tensor (counted with
-``torch.autograd.graph.saved_tensors_hooks`` by :func:`saved_bytes`, and checked against the peak RSS
-of real CPU training steps by ``benchmarks/bench_memory.py``). Per token, in bytes, with
+:func:`peak_memory` (what ``gluekit plan`` prints) counts what a transformers-native GLM + PEFT
+LoRA actually keeps for backward, tensor by tensor (counted with ``torch.autograd.graph.
+saved_tensors_hooks`` by :func:`gluekit.course.memory.saved_bytes`, and checked against the peak
+RSS of real CPU training steps by ``benchmarks/bench_memory.py``). Per token, in bytes, with
 ``w`` = bytes of the load dtype, ``a`` = 4 (PEFT upcasts adapter weights to fp32), ``h`` hidden,
 ``nq`` = heads x head_dim, ``nkv`` = kv heads x head_dim, ``F`` FFN width, ``V`` vocabulary:
 
@@ -47,14 +39,14 @@ of real CPU training steps by ``benchmarks/bench_memory.py``). Per token, in byt
 The peak is at the start of backward: all saved tensors alive + the logits' 12 bytes. GLM-4-9B,
 bf16, lora.yaml (r 8, dropout 0.1 on q/k/v), per token: about 194 kB per layer (MLP 82 kB, LoRA
 inputs 62 kB, norms 33 kB, attention 18 kB), 40 layers, plus 1.8 MB of logits (V = 151,552): at 1,025
-tokens 7.4 GiB of activations and 1.7 GiB of logits, where :func:`estimate`'s rules say 4.7 and 1.4.
+tokens 7.4 GiB of activations and 1.7 GiB of logits, where the textbook rules say 4.7 and 1.4.
 Not modelled: eager attention (it keeps the ``T x T`` probabilities), autocast (``bf16: true``),
 padding masks, the CUDA context, allocator fragmentation and communication buffers.
 """
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 GiB = 1024 ** 3
@@ -65,45 +57,9 @@ LOGIT_BYTES = 12   # fp32 log_softmax output + its incoming gradient + its input
 SHARED_INPUT = {"q_proj": "attn_in", "k_proj": "attn_in", "v_proj": "attn_in", "gate_up_proj": "mlp_in"}
 
 
-@dataclass
-class MemoryEstimate:
-    weights: float
-    trainable_states: float
-    activations: float
-    logits: float
-
-    @property
-    def total(self) -> float:
-        return self.weights + self.trainable_states + self.activations + self.logits
-
-    def gib(self) -> dict[str, float]:
-        d = {k: round(v / GiB, 2) for k, v in asdict(self).items()}
-        d["total"] = round(self.total / GiB, 2)
-        return d
-
-
-def estimate(config, total_params: int, trainable_params: int, tokens: int, *, weight_bytes: int = 2,
-             gradient_checkpointing: bool = False, zero_stage: int = 0, devices: int = 1) -> MemoryEstimate:
-    """Peak memory of one device for a training step over ``tokens`` tokens (batch x sequence length).
-
-    The first-order textbook rules (kept as they are: notebook 11 prints them). For a checked
-    estimate of a real GLM + LoRA run use :func:`peak_memory`.
-    """
-    h, layers, vocab = config.hidden_size, config.num_hidden_layers, config.vocab_size
-    ffn_scale = config.intermediate_size / (4 * h)  # the 34-byte rule assumes an FFN of 4 x hidden
-    per_layer = tokens * h * (10 + 24 * ffn_scale)  # bytes: attention part ~10, MLP part ~24 at 4x width
-    if gradient_checkpointing:
-        activations = layers * tokens * h * 2 + per_layer
-    else:
-        activations = layers * per_layer
-    weights = total_params * weight_bytes / (devices if zero_stage >= 3 else 1)
-    fp32_copy, grads, moments = _sharded_states(trainable_params, zero_stage, devices)
-    logits = tokens * vocab * (2 + 4 + 4)
-    return MemoryEstimate(weights, fp32_copy + grads + moments, activations, logits)
-
-
-def _sharded_states(trainable: int, zero_stage: int, devices: int) -> tuple[float, float, float]:
-    """(fp32 weights, gradients, AdamW moments) in bytes per device: 4 + 4 + 8 per trainable parameter."""
+def state_bytes(trainable: int, zero_stage: int, devices: int) -> tuple[float, float, float]:
+    """(fp32 weights, gradients, AdamW moments) in bytes per device: 4 + 4 + 8 per trainable parameter,
+    sharded as ZeRO stage ``zero_stage`` shards them over ``devices``."""
     fp32_copy, grads, moments = 4.0 * trainable, 4.0 * trainable, 8.0 * trainable
     if zero_stage >= 1:
         moments /= devices
@@ -141,13 +97,15 @@ def count_trainables(model_config, peft_config=None) -> Trainables:
     """Parameter counts and LoRA sites from a meta-device model with PEFT's own injection.
 
     ``peft_config``: a ``LoraConfig`` (remote-code names such as ``query_key_value`` are mapped
-    as :func:`gluekit.lora.resolve_targets` does), or None for full fine-tuning.
+    as :func:`gluekit.lora.resolve_targets` does; a name that matches nothing raises its
+    :class:`~gluekit.errors.ConfigError`), or None for full fine-tuning. Another PEFT method raises
+    ``NotImplementedError``: the estimate does not model it.
     """
     import copy
 
-    from peft import LoraConfig, inject_adapter_in_model
+    from peft import LoraConfig
 
-    from .lora import resolve_targets
+    from .lora import resolve_targets, with_adapters
     from .models import meta_model
 
     net = meta_model(model_config)
@@ -155,13 +113,13 @@ def count_trainables(model_config, peft_config=None) -> Trainables:
     if peft_config is None:
         return Trainables("FULL", total, total)
     if not isinstance(peft_config, LoraConfig):
-        raise ValueError(f"`peft_config.peft_type`: the memory estimate models LORA or full fine-tuning, "
-                         f"got {type(peft_config).__name__}.")
-    pc = copy.deepcopy(peft_config)
+        raise NotImplementedError(f"`peft_config.peft_type`: the memory estimate models LORA or full fine-tuning, "
+                                  f"got {type(peft_config).__name__}.")
+    pc = copy.deepcopy(peft_config)  # the caller's config keeps its names
     res = resolve_targets(net, pc.target_modules)
     if res.mapped:
         pc.target_modules = set(res.target_modules)
-    inject_adapter_in_model(pc, net)
+    net = with_adapters(net, pc, in_place=True)  # net was built only to be counted
     trainable = sum(p.numel() for n, p in net.named_parameters() if "lora_" in n)
     sites = []
     for name, mod in net.named_modules():
@@ -251,7 +209,7 @@ def peak_memory(model_config, trainables: Trainables, *, batch: int, seq_len: in
 
     ``dtype``: the load dtype of the base weights (``bfloat16`` on a GPU, ``float32`` on CPU);
     ``device``: ``cuda`` or ``cpu`` (only dropout masks differ). ZeRO shards the states as
-    :func:`estimate` says; activations are never sharded.
+    :func:`state_bytes` says; activations are never sharded.
     ``label_tokens``: positions whose logits exist. gluekit's Trainer computes them only where a label
     is predicted (gluekit.loss); None counts every token, the bound (a reply filling the row, or a
     model without ``logits_to_keep``).
@@ -276,7 +234,7 @@ def peak_memory(model_config, trainables: Trainables, *, batch: int, seq_len: in
         act = sum(first.values()) + (s["L"] - 1) * sum(layer.values()) + final + s["L"] * rope / tokens
         log = logits
     weights = trainables.total_params * w / (devices if zero_stage >= 3 else 1)
-    fp32_copy, grads, moments = _sharded_states(trainables.trainable_params, zero_stage, devices)
+    fp32_copy, grads, moments = state_bytes(trainables.trainable_params, zero_stage, devices)
     detail = {"per_token": {"layer": layer, "layer_0": first, "final": final, "logits": logits},
               "rope_per_layer": rope, "adapter_weights": fp32_copy, "grads": grads, "moments": moments,
               "dtype_bytes": w, "device": device, "logit_rows": logit_rows}
@@ -379,96 +337,35 @@ def _fmt(n: float) -> str:
     return f"{n / GiB:.2f} GiB" if n >= 0.1 * GiB else f"{n / 2 ** 20:.1f} MiB"
 
 
-def plan_memory(cfg, model_config=None, *, model_name: str = "tiny GLM", dtype: str | None = None,
-                devices: int = 1) -> MemoryPlan:
+def planned_dtype(model: str | None = None) -> str:
+    """The load dtype a memory plan assumes for ``model`` (as ``gluekit plan --model`` names it).
+
+    The tiny GLM (None / ``"tiny"``) in what gluekit loads it in on this machine
+    (:func:`gluekit.models.default_dtype`: float32 on CPU); any other model in ``bfloat16``, the
+    dtype it is trained in on a GPU.
+    """
+    from .models import TINY, default_dtype
+
+    if model is None or str(model) == TINY:
+        return str(default_dtype()).replace("torch.", "")
+    return "bfloat16"
+
+
+def plan_memory(cfg, model_config=None, *, dtype: str, model_name: str = "tiny GLM", devices: int = 1) -> MemoryPlan:
     """Peak memory per device of a run of ``cfg`` (a FinetuneConfig) on ``model_config`` (default: the tiny GLM).
 
-    Batch = ``per_device_train_batch_size`` rows of the longest sample, ``max_input_length +
-    max_output_length + 1`` tokens. ``dtype`` defaults to what gluekit loads here for the tiny GLM
-    (``float32`` on CPU) and to ``bfloat16`` (the GPU dtype) for any other model.
+    Batch = ``per_device_train_batch_size`` rows of the longest sample, ``cfg.max_length`` tokens,
+    both as the Trainer will use them (read from ``cfg.training_arguments()``). ``dtype``: the
+    load dtype of the weights (:func:`planned_dtype` gives gluekit's); ``model_name`` is only shown.
     """
-    from .models import default_dtype
-
     if model_config is None:
         model_config = model_config_for(None)
-    if dtype is None:
-        dtype = str(default_dtype()).replace("torch.", "") if model_name == "tiny GLM" else "bfloat16"
     trainables = count_trainables(model_config, cfg.peft_config_object())
-    ta = cfg.training_args
-    batch = int(ta.get("per_device_train_batch_size", 8))  # transformers' default is 8
-    ckpt = bool(ta.get("gradient_checkpointing") or ta.get("activation_checkpointing"))
+    args = cfg.training_arguments()
+    batch = args.per_device_train_batch_size
+    ckpt = bool(args.gradient_checkpointing or args.activation_checkpointing)
     stage = zero_stage_of(cfg)
     kw = dict(batch=batch, seq_len=cfg.max_length, dtype=dtype, zero_stage=stage, devices=devices)
     return MemoryPlan(model_name, dtype, batch, cfg.max_length, devices, stage, trainables,
                       peak_memory(model_config, trainables, gradient_checkpointing=False, **kw),
                       peak_memory(model_config, trainables, gradient_checkpointing=True, **kw), ckpt)
-
-
-# ---------------------------------------------------------------- counting what autograd keeps
-
-def saved_bytes(model, input_ids, labels=None, label_only: bool = False) -> dict[str, int]:
-    """Bytes autograd keeps for backward in one forward pass, by part: ``layers``, ``final`` (final norm), ``loss``.
-
-    Every tensor autograd saves passes through a ``saved_tensors_hooks`` pack hook; each storage is
-    counted once (several ops can keep the same tensor) and parameters are left out (they are
-    weights, not activations). ``layers`` is a list, one count per decoder layer. Under gradient
-    checkpointing the layers' tensors are not saved and so not counted. ``label_only``: the loss
-    as gluekit's Trainer computes it, from label-position logits only (gluekit.loss).
-    """
-    import torch
-
-    from .loss import label_only_inputs
-
-    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
-    where = ["loss"]  # the part running now; the loss is computed outside every module below
-    counts: dict = {"layers": [], "final": 0, "loss": 0}
-    seen: set[int] = set()
-    hooks = []
-    layers = _decoder_layers(model)
-
-    def enter(part):
-        return lambda module, args: where.append(part) and None  # None: leave the inputs alone
-
-    def leave(module, args, output):
-        where.pop()  # returns None: leave the output alone
-
-    for i, layer in enumerate(layers):
-        hooks += [layer.register_forward_pre_hook(enter(i)), layer.register_forward_hook(leave)]
-    norm = _final_norm(model)
-    hooks += [norm.register_forward_pre_hook(enter("final")), norm.register_forward_hook(leave)]
-    counts["layers"] = [0] * len(layers)
-
-    def pack(t):
-        st = t.untyped_storage()
-        ptr = st.data_ptr()
-        if ptr not in params and ptr not in seen:
-            seen.add(ptr)
-            if isinstance(where[-1], int):
-                counts["layers"][where[-1]] += st.nbytes()
-            else:
-                counts[where[-1]] += st.nbytes()
-        return t
-
-    try:
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            inputs = {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids),
-                      "labels": input_ids if labels is None else labels}
-            out = model(**(label_only_inputs(inputs) if label_only else inputs))
-    finally:
-        for hk in hooks:
-            hk.remove()
-    del out
-    return counts
-
-
-def _decoder_layers(model):
-    for name, mod in model.named_modules():
-        if name.endswith("layers") and hasattr(mod, "__len__"):
-            return list(mod)
-    raise ValueError("no decoder layers found (expected a module list named `layers`)")
-
-
-def _final_norm(model):
-    from .models import base_model
-
-    return base_model(model).model.norm

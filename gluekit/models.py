@@ -85,13 +85,18 @@ def glm4_9b_config():
                      num_attention_heads=32, num_key_value_heads=2, head_dim=128, tie_word_embeddings=False)
 
 
-def meta_model(config=None):
-    """A native GLM built on the meta device: real module tree and shapes, no memory."""
+def meta_model(config=None, trust_remote_code: bool = False):
+    """The model of ``config`` (default: GLM-4-9B's native shape) built on the meta device.
+
+    Real module tree and shapes, no memory and no weights: what parameter counts, LoRA target
+    checks and PEFT's injection (:func:`gluekit.lora.with_adapters`) need. ``trust_remote_code``
+    runs the model code that comes with a remote-code config.
+    """
     import torch
     from transformers import AutoModelForCausalLM
 
     with torch.device("meta"):
-        return AutoModelForCausalLM.from_config(config or glm4_9b_config())
+        return AutoModelForCausalLM.from_config(config or glm4_9b_config(), trust_remote_code=trust_remote_code)
 
 
 def remote_code_skeleton(config=None):

@@ -45,3 +45,14 @@ def test_train_reference_positional_order_and_chat(tmp_path, configs, demo_dir):
     chat = subprocess.run([sys.executable, "-m", "gluekit", "chat", "--adapter", str(out / "adapter"), "-m", "成都有什么好吃的?"],
                           capture_output=True, text=True, timeout=300)
     assert chat.returncode == 0 and chat.stdout.startswith("glm> ")
+
+
+def test_plan_exits_1_on_a_lora_target_that_matches_no_layer(capsys, configs):
+    # a config problem found only against the model is the config's error, not "memory not estimated"
+    rc = main(["plan", f"{configs}/lora.yaml", "--model", "glm-4-9b", "-o", 'peft_config.target_modules=["qkv_typo"]'])
+    out, err = capsys.readouterr()
+    assert rc == 1 and out == "" and "not estimated" not in err
+    assert err.startswith("gluekit plan: 1 config problem(s) in lora.yaml:\n  - `peft_config.target_modules`: "
+                          "['qkv_typo'] match no layer of this model. Its linear layers are: down_proj, gate_up_proj")
+    assert main(["check", f"{configs}/lora.yaml", "-o", 'peft_config.target_modules=["qkv_typo"]']) == 1
+    assert capsys.readouterr().err.split(":", 1)[1] == err.split(":", 1)[1]  # reported as `gluekit check` reports it

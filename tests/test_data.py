@@ -1,9 +1,13 @@
+import copy
 import json
+import logging
 
 import pytest
 
 from gluekit import DataError, encode_conversation, eval_examples, read_jsonl
-from gluekit.data import IGNORE_INDEX, SpecialIds, build_train_dataset, clean_message, template_prefix
+from gluekit.data import build_train_dataset, clean_message, sequence_max_length
+from gluekit.quiet import transformers_logs
+from gluekit.tokens import IGNORE_INDEX, SpecialIds
 
 CONV = [
     {"role": "system", "content": "你是一个旅游助手。"},
@@ -68,13 +72,6 @@ def test_combine_false_trains_every_reply_with_newline_and_next_role(tok):
     assert sum(t == sp.assistant for t in targets) == 0
 
 
-def test_special_ids_come_from_the_tokenizer(tok):
-    sp = SpecialIds.of(tok)
-    assert tok.convert_ids_to_tokens([sp.gmask, sp.sop, sp.user]) == ["[gMASK]", "<sop>", "<|user|>"]
-    assert template_prefix(tok) == [sp.gmask, sp.sop]
-    assert sp.stop == [sp.eos, sp.user, sp.observation]
-
-
 def test_truncation_cuts_from_the_start_of_the_sum(tok):
     full = encode_conversation(CONV, tok, False)
     cut = encode_conversation(CONV, tok, False, max_length=10)
@@ -86,6 +83,7 @@ def test_zero_label_samples_are_counted_and_dropped_or_raised(tok, tmp_path):
     long_prompt = [{"role": "user", "content": "很长的问题" * 50}, {"role": "assistant", "content": "好。"}]
     rows.append({"messages": long_prompt, "line": 3})
     ds, report = build_train_dataset(rows, tok, True, 40, 20)
+    assert report.max_length == sequence_max_length(40, 20) == 61
     assert len(ds) == 2 and report.empty == [3] and report.truncated == 1
     assert report.label_tokens_lost > 0
     assert all(any(t != IGNORE_INDEX for t in lab) for lab in ds["labels"])
@@ -143,3 +141,30 @@ def test_demo_data_is_valid_and_has_system_and_observation_turns(demo_dir):
     roles = [m["role"] for r in rows for m in r["messages"]]
     assert len(rows) == 600 and {"system", "user", "assistant", "observation"} <= set(roles)
     assert sum(len([m for m in r["messages"] if m["role"] == "user"]) > 1 for r in rows) > 100
+
+
+class _Records(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.messages: list[str] = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+def test_long_samples_warn_nothing_and_leave_the_tokenizer_unchanged(tok):
+    # gluekit cuts and reports long samples itself: transformers' "Token indices sequence length is
+    # longer than ..." warning is not made, and no tokenizer state is written to silence it
+    short = copy.deepcopy(tok)
+    short.model_max_length = 16  # every sample below is longer
+    records = _Records()
+    with transformers_logs(logging.WARNING, handler=records):
+        ds, report = build_train_dataset([{"messages": CONV}], short, True, 512, 512)
+        encode_conversation(CONV, short, False)
+        eval_examples(CONV, short, False, 512, 512)
+        assert min(report.lengths) > 16 and records.messages == []
+        assert short.deprecation_warnings == {}
+        short(short.decode(ds[0]["input_ids"]), add_special_tokens=False)  # the tokenizer's own call does warn
+    assert [m.split(" (")[0] for m in records.messages] == [
+        "Token indices sequence length is longer than the specified maximum sequence length for this model"]
+    assert short.deprecation_warnings == {"sequence-length-is-longer-than-the-specified-maximum": True}

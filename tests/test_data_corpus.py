@@ -16,7 +16,7 @@ import pytest
 
 from gluekit import DataError, read_jsonl
 from gluekit.cli import main
-from gluekit.data import IGNORE_INDEX
+from gluekit.tokens import IGNORE_INDEX
 
 CONFIG = """\
 data_config:
@@ -214,7 +214,8 @@ def test_data_directory_absent(tmp_path, capsys):
 def test_training_skips_zero_label_samples_and_loss_stays_finite(tmp_path, capsys):
     """A too-long sample among good ones: reported, dropped, and every logged loss is a number."""
     from gluekit import load_config
-    from gluekit.train import train, training_log
+    from gluekit.checkpoints import training_log
+    from gluekit.train import train
 
     data = tmp_path / "data"
     data.mkdir()

@@ -77,3 +77,15 @@ def test_apply_peft_leaves_the_callers_config_as_it_was():
     before = plain.to_dict()
     peft_model, note = apply_peft(load_model(), plain, verbose=False)
     assert note is None and plain.to_dict() == before and peft_model.peft_config["default"] is not plain
+
+
+def test_with_adapters_injects_into_a_copy_and_leaves_the_config():
+    from gluekit.lora import with_adapters
+    from gluekit.models import meta_model
+
+    net, config = meta_model(), LoraConfig(r=8, target_modules=["q_proj"])
+    adapted = with_adapters(net, config)
+    assert adapted is not net and not any("lora_" in n for n, _ in net.named_parameters())
+    lora = {n: p.shape for n, p in adapted.named_parameters() if "lora_" in n}
+    assert len(lora) == 2 * 40 and lora["model.layers.0.self_attn.q_proj.lora_A.default.weight"] == (8, 4096)
+    assert config.target_modules == {"q_proj"} and with_adapters(net, config, in_place=True) is net

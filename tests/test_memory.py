@@ -12,8 +12,8 @@ from peft import LoraConfig
 from gluekit import load_config
 from gluekit.cli import main
 from gluekit.lora import apply_peft, count_parameters, lora_trainable_on
-from gluekit.memory import (LOGIT_BYTES, count_trainables, estimate, model_config_for, peak_memory, plan_memory,
-                            saved_bytes)
+from gluekit.course.memory import saved_bytes
+from gluekit.memory import LOGIT_BYTES, count_trainables, model_config_for, peak_memory, plan_memory, planned_dtype
 from gluekit.models import glm4_9b_config, load_model, meta_model
 
 B, T = 2, 48  # 96 tokens: a fraction of a second per forward pass
@@ -87,8 +87,9 @@ def test_parameter_counts_come_from_peft_on_the_meta_device(configs, tiny_conf):
     counted = count_trainables(tiny_conf, cfg.peft_config_object())
     real, _ = apply_peft(load_model(None), cfg.peft_config_object(), verbose=False)
     assert (counted.trainable_params, counted.total_params + counted.trainable_params) == count_parameters(real)
-    glm = count_trainables(glm4_9b_config(), copy.deepcopy(LORA_YAML_KIND))  # q/k/v after name mapping
+    glm = count_trainables(glm4_9b_config(), LORA_YAML_KIND)  # q/k/v after name mapping
     assert glm.trainable_params == 5_406_720 == lora_trainable_on(meta_model(), LoraConfig(r=8, target_modules=["q_proj", "k_proj", "v_proj"]))
+    assert LORA_YAML_KIND.target_modules == {"query_key_value"}  # the caller's config keeps its names
     assert [s.name for s in glm.sites] == ["q_proj", "k_proj", "v_proj"] and all(s.dropout == 0.1 for s in glm.sites)
 
 
@@ -109,7 +110,7 @@ def test_scaling_rules(tiny_conf):
 
 def test_glm4_9b_in_bf16(configs):
     cfg = load_config(f"{configs}/lora.yaml")
-    p = plan_memory(cfg, glm4_9b_config(), model_name="glm-4-9b")
+    p = plan_memory(cfg, glm4_9b_config(), model_name="glm-4-9b", dtype=planned_dtype("glm-4-9b"))
     assert p.dtype == "bfloat16" and p.seq_len == 1025 and p.batch == 1
     off, on = p.without_checkpointing, p.with_checkpointing
     assert off.weights / 2 ** 30 == pytest.approx(17.51, abs=0.01)  # 9.4e9 parameters x 2 bytes
@@ -119,14 +120,19 @@ def test_glm4_9b_in_bf16(configs):
     assert p.applies is off and not p.gradient_checkpointing
 
 
-def test_first_order_estimate_unchanged_for_notebook_11():
-    config = glm4_9b_config()
-    total = sum(p.numel() for p in meta_model(config).parameters())
-    lora = lora_trainable_on(meta_model(config), LoraConfig(r=8, lora_alpha=32, target_modules=["q_proj", "k_proj", "v_proj"]))
-    est = estimate(config, total, lora, tokens=1024, zero_stage=0, devices=8).gib()
-    assert (est["weights"], est["trainable_states"], round(est["activations"] + est["logits"], 2), est["total"]) == (17.51, 0.08, 6.15, 23.73)
-    full = estimate(config, total, total, tokens=1024, zero_stage=3, devices=8).gib()
-    assert (full["weights"], full["trainable_states"], full["total"]) == (2.19, 17.51, 25.84)
+def test_planned_dtype_and_the_trainer_default_batch(tmp_path, tiny_conf):
+    import torch
+    from transformers import Seq2SeqTrainingArguments
+
+    assert planned_dtype(None) == planned_dtype("tiny") == ("bfloat16" if torch.cuda.is_available() else "float32")
+    assert planned_dtype("glm-4-9b") == planned_dtype("/models/glm-4-9b-chat-hf") == "bfloat16"
+    no_batch = tmp_path / "no_batch.yaml"  # per_device_train_batch_size left to the Trainer's default
+    no_batch.write_text("data_config: {train_file: train.jsonl}\nmax_input_length: 16\nmax_output_length: 8\n"
+                        "training_args: {output_dir: ./out, max_steps: 2}\npeft_config: {peft_type: LORA, r: 2, "
+                        "target_modules: [q_proj]}\n", encoding="utf-8")
+    p = plan_memory(load_config(no_batch), tiny_conf, dtype="float32")
+    assert p.batch == Seq2SeqTrainingArguments(output_dir="unused").per_device_train_batch_size == 8
+    assert p.seq_len == 25 and p.dtype == "float32"
 
 
 def test_chatglm_config_json_reads_as_the_native_shape(tmp_path):

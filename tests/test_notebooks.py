@@ -3,7 +3,7 @@ import json
 import pathlib
 import re
 
-from gluekit.course import field_coverage, lora_yaml_fields
+from gluekit.course.coverage import field_coverage, lora_yaml_fields
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))

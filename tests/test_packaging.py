@@ -26,7 +26,7 @@ import gluekit
 mods = sorted(m.name for m in pkgutil.walk_packages(gluekit.__path__, "gluekit.") if not m.name.endswith("__main__"))
 for name in mods:
     importlib.import_module(name)
-from gluekit import claims
+from gluekit.course import claims
 from gluekit.config import load_config
 loaded = {str(p): load_config(p).training_args["max_steps"] for p in (claims.LORA_YAML, claims.TINY_YAML)}
 sys.argv, out = ["gluekit", "configs"], io.StringIO()

@@ -8,7 +8,7 @@ matplotlib.use("Agg")
 import pytest  # noqa: E402
 
 import gluekit  # noqa: E402
-from gluekit.data import IGNORE_INDEX  # noqa: E402
+from gluekit.tokens import IGNORE_INDEX  # noqa: E402
 from gluekit.viz import lengths as vl  # noqa: E402
 from gluekit.viz.tokens import ROLE_COLOURS, TARGET_BORDER, token_label_html, token_roles  # noqa: E402
 

@@ -1,13 +1,15 @@
-"""gluekit.viz.training: series from log_history, the live plot callback, the before/after table."""
+"""gluekit.viz.training: series from log_history, the three-panel figure, `gluekit plot`, the live plot callback."""
+import pathlib
 import types
 
-import matplotlib
+import pytest
 
-matplotlib.use("Agg")
+from gluekit.cli import main
+from gluekit.errors import GluekitError
+from gluekit.viz.training import TITLES, LiveLossPlot, PngFigure, eval_metrics, plot_history, plot_run, series
 
-from gluekit.viz.training import (  # noqa: E402
-    LiveLossPlot, before_after_html, loss_series, metric_series, plot_history,
-)
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 HISTORY = [
     {"loss": 4.0, "grad_norm": 1.0, "learning_rate": 3e-3, "epoch": 0.1, "step": 10},
@@ -19,25 +21,99 @@ HISTORY = [
 ]
 
 
-def test_series_skip_the_final_train_loss():
-    assert loss_series(HISTORY) == ([10, 20, 30], [4.0, 2.0, 1.0])
-    assert metric_series(HISTORY, "eval_exact_match") == ([20, 30], [10.0, 70.0])
-    assert metric_series(HISTORY, "learning_rate") == ([10, 20, 30], [3e-3, 2e-3, 1e-3])
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    import gluekit
+    from gluekit.tiny import DEMO_DIR
+    from gluekit.train import train
+
+    out = tmp_path_factory.mktemp("report") / "run"
+    cfg = gluekit.load_config(
+        ROOT / "configs" / "tiny.yaml",
+        ["training_args.max_steps=6", "training_args.logging_steps=1", "training_args.eval_steps=3",
+         "training_args.save_strategy=no", "training_args.log_level=warning", f"training_args.output_dir={out}"])
+    train(cfg, DEMO_DIR, print_logs=False)
+    return out
 
 
-def test_plot_history_draws_loss_and_metrics():
+def test_series_skip_the_final_train_loss_and_bookkeeping():
+    assert series(HISTORY, "loss") == ([10, 20, 30], [4.0, 2.0, 1.0])
+    assert series(HISTORY, "eval_exact_match") == ([20, 30], [10.0, 70.0])
+    assert series(HISTORY, "learning_rate") == ([10, 20, 30], [3e-3, 2e-3, 1e-3])
+    assert eval_metrics(HISTORY) == ["eval_rouge-1", "eval_bleu-4", "eval_exact_match"]  # eval_samples left out
+
+
+def test_series_and_metric_names_from_a_real_run(run_dir):
+    from gluekit.checkpoints import training_log
+
+    log = training_log(run_dir)
+    assert series(log, "loss")[0] == [1, 2, 3, 4, 5, 6]
+    steps, lrs = series(log, "learning_rate")
+    assert steps == [1, 2, 3, 4, 5, 6] and lrs[0] > lrs[-1] > 0  # linear decay from 3e-3
+    names = eval_metrics(log)
+    assert "eval_exact_match" in names and "eval_bleu-4" in names and "eval_samples" not in names
+    assert series(log, "eval_exact_match")[0] == [3, 6]
+
+
+def test_plot_history_draws_the_three_panels_without_pyplot():
     import matplotlib.pyplot as plt
 
-    fig = plot_history(HISTORY)
-    ax_loss, ax_eval = fig.axes
-    assert list(ax_loss.lines[0].get_xdata()) == [10, 20, 30]
-    assert list(ax_loss.lines[0].get_ydata()) == [4.0, 2.0, 1.0]
+    fig = plot_history(HISTORY, title="t")
+    assert isinstance(fig, PngFigure) and not plt.get_fignums()  # pyplot's state untouched
+    ax_loss, ax_lr, ax_eval = fig.axes
+    assert [ax.get_title() for ax in fig.axes] == list(TITLES) and fig.get_suptitle() == "t"
+    assert list(ax_loss.lines[0].get_xdata()) == [10, 20, 30] and list(ax_loss.lines[0].get_ydata()) == [4.0, 2.0, 1.0]
+    assert ax_loss.get_yscale() == "linear"  # a 4-fold fall: no log scale
+    assert list(ax_lr.lines[0].get_ydata()) == [3e-3, 2e-3, 1e-3]
     assert [line.get_label() for line in ax_eval.lines] == ["rouge-1", "bleu-4", "exact_match"]
     assert list(ax_eval.lines[2].get_ydata()) == [10.0, 70.0]
-    plt.close(fig)
-    fig = plot_history(HISTORY[:2])  # no evaluation yet: a note instead of an empty legend
-    assert fig.axes[1].texts[0].get_text() == "no evaluation records"
-    plt.close(fig)
+    only = plot_history(HISTORY, metrics=["eval_exact_match"])
+    assert [line.get_label() for line in only.axes[2].lines] == ["exact_match"]
+    assert fig._repr_png_().startswith(PNG_MAGIC)  # what a notebook cell returning it shows
+
+
+def test_loss_falling_more_than_20_fold_gets_a_log_scale():
+    fig = plot_history([{"step": 1, "loss": 50.0}, {"step": 2, "loss": 1.0}])
+    assert fig.axes[0].get_yscale() == "log" and fig.axes[0].get_ylabel() == "loss (log scale)"
+
+
+def test_figure_of_a_real_run(run_dir):
+    fig = plot_run(run_dir)
+    axes = fig.get_axes()
+    assert [ax.get_title() for ax in axes] == list(TITLES)
+    assert all(ax.get_xlabel() == "step" for ax in axes)
+    loss_ax, lr_ax, eval_ax = axes
+    assert list(loss_ax.get_lines()[0].get_xdata()) == [1, 2, 3, 4, 5, 6]
+    assert len(lr_ax.get_lines()) == 1
+    labels = [line.get_label() for line in eval_ax.get_lines()]
+    assert "exact_match" in labels and "rouge-1" in labels
+    assert fig.get_suptitle() == "run run"
+
+
+def test_cli_plot_writes_a_png(run_dir, tmp_path, capsys):
+    out = tmp_path / "sub" / "curves.png"
+    assert main(["plot", str(run_dir), "--out", str(out)]) == 0
+    assert "plot saved to" in capsys.readouterr().out
+    data = out.read_bytes()
+    assert data.startswith(PNG_MAGIC) and len(data) > 10_000
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    assert (width, height) == (1400, 380)
+
+
+def test_cli_plot_default_out_and_missing_run(run_dir, tmp_path, capsys):
+    assert main(["plot", str(run_dir)]) == 0
+    assert (run_dir / "training_curves.png").is_file()
+    assert main(["plot", str(tmp_path / "nothing")]) == 1
+    err = capsys.readouterr().err
+    assert "no trainer_state.json" in err and "Traceback" not in err
+
+
+def test_empty_history_is_an_input_error():
+    with pytest.raises(GluekitError, match="no loss, learning rate"):
+        plot_history([{"step": 3, "train_runtime": 1.0}])
+    fig = plot_history([{"step": 1, "loss": 2.0}])  # no lr, no eval: panels say so
+    assert [t.get_text() for t in fig.get_axes()[1].texts] == ["no learning rate logged"]
+    assert [t.get_text() for t in fig.get_axes()[2].texts] == ["no evaluation metric logged"]
 
 
 def _state(step, history=(), max_steps=30):
@@ -48,6 +124,7 @@ def test_live_plot_follows_log_events_without_display():
     cb = LiveLossPlot(display=False)
     args = types.SimpleNamespace(max_steps=30)
     cb.on_train_begin(args, _state(0), None)
+    assert cb.figure.axes[1].texts[0].get_text() == "waiting for the first evaluation"
     for rec in HISTORY:
         cb.on_log(args, _state(rec["step"]), None, logs={k: v for k, v in rec.items() if k != "step"})
     cb.on_train_end(args, _state(30), None)
@@ -56,7 +133,7 @@ def test_live_plot_follows_log_events_without_display():
     ax_loss, ax_eval = cb.figure.axes
     assert list(ax_loss.lines[0].get_ydata()) == [4.0, 2.0, 1.0]
     assert list(ax_eval.lines[0].get_ydata()) == [10.0, 70.0]
-    assert "step 30 of 30" in ax_loss.get_title()
+    assert "step 30 of 30" in ax_loss.get_title() and ax_eval.get_title() == "eval_exact_match"
     assert cb.redraws == 1 + 5 + 1  # begin, one per record with loss or metric, end
 
 
@@ -71,7 +148,7 @@ def test_live_plot_redraw_every_and_resume_history():
     assert cb.redraws == 2 and cb.steps == [10, 20, 30]
     assert cb.resumed_at == 20
     assert [line.get_xdata()[0] for line in cb.figure.axes[0].lines[1:]] == [20]  # the dashed resume mark
-    assert cb.png().startswith(b"\x89PNG")
+    assert cb.png().startswith(PNG_MAGIC)
 
 
 def test_live_plot_in_a_real_trainer(tmp_path, configs, demo_dir):
@@ -87,20 +164,3 @@ def test_live_plot_in_a_real_trainer(tmp_path, configs, demo_dir):
     assert cb.steps == [1, 2, 3, 4]
     assert cb.losses == [e["loss"] for e in result.trainer.state.log_history if "loss" in e]
     assert cb.max_steps == 4
-
-
-def test_before_after_html_counts_all_rows_and_escapes():
-    rows = [
-        {"prompt": "成都属于哪个省?", "reference": "成都属于四川省。", "before": "<x>", "after": "成都属于四川省。",
-         "before_ok": False, "after_ok": True},
-        {"prompt": "q2", "reference": "r2", "before": "", "after": "r2", "before_ok": False, "after_ok": True},
-        {"prompt": "q3", "reference": "r3", "before": "r3", "after": "no", "before_ok": True, "after_ok": False},
-    ]
-    out = before_after_html(rows, max_rows=2).data
-    assert "exact answers before 1/3, after 2/3 (first 2 rows shown)" in out
-    assert "&lt;x&gt;" in out and "<x>" not in out
-    assert "(empty)" in out and "q3" not in out
-    assert out.count("<tr>") == 3  # header + 2 rows
-    long = [{**rows[0], "before": "很" * 100}]
-    assert "很" * 40 + "…" in before_after_html(long).data and "很" * 41 not in before_after_html(long).data
-    assert "很" * 100 in before_after_html(long, max_chars=None).data

@@ -12,7 +12,7 @@ lets a reader move the limits.
 """
 from __future__ import annotations
 
-from ..data import build_eval_rows, build_train_dataset
+from ..data import build_eval_rows, build_train_dataset, sequence_max_length
 
 NO_LIMIT = 10**9  # a limit no sample reaches
 
@@ -35,7 +35,7 @@ def measure_lengths(rows: list[dict], tokenizer, combine: bool) -> dict[str, lis
 def limits(max_input_length: int, max_output_length: int) -> dict[str, int]:
     """The limit each kind of length meets."""
     return {"prompt": max_input_length, "reply": max_output_length,
-            "train": max_input_length + max_output_length + 1}
+            "train": sequence_max_length(max_input_length, max_output_length)}
 
 
 def cut_counts(lengths: dict[str, list[int]], max_input_length: int, max_output_length: int) -> dict[str, int]:

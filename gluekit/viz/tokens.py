@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import html
 
-from ..data import IGNORE_INDEX, SpecialIds
+from ..tokens import IGNORE_INDEX, SpecialIds
 
 ROLE_COLOURS = {
     "prefix": "#e0e0e0",

@@ -1,43 +1,92 @@
-"""A run in pictures: a live loss plot while the Trainer runs, curves from ``log_history``, a before/after table.
+"""A run's curves: loss, learning rate and evaluation scores from ``log_history``, after the run or live.
 
+* :func:`plot_history` draws three panels against the optimizer step: the training loss (and
+  ``eval_loss`` when it was logged), the learning rate, and the evaluation scores (ROUGE / BLEU-4 /
+  exact match, x100). The CLI's ``gluekit plot RUN_DIR`` (:func:`save_run_plot`) and the notebooks
+  draw with it.
 * :class:`LiveLossPlot` is a ``transformers.TrainerCallback``: pass it to ``gluekit.train.train(...,
   callbacks=[LiveLossPlot()])`` and one figure under the cell is redrawn at every log record
-  (training loss on the left, an evaluation metric on the right). A resumed run starts with the
-  records already in its checkpoint.
-* :func:`plot_history` draws the same two panels from a finished run's ``log_history``
-  (``gluekit.train.training_log(output_dir)`` or ``trainer.state.log_history``).
-* :func:`before_after_html` shows the rows of ``gluekit.generate.compare`` as an HTML table.
+  (training loss on the left, an evaluation metric on the right), with the same panels' drawing.
+  A resumed run starts with the records already in its checkpoint.
+
+Figures are :class:`PngFigure`: built without pyplot (no global state, never shown twice), drawn by
+matplotlib's Agg canvas, so no display is needed, and shown as a PNG when a notebook cell returns one.
 """
 from __future__ import annotations
 
-import html
+import io
+from pathlib import Path
 from typing import Iterable
 
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 from transformers import TrainerCallback
 
-DEFAULT_METRICS = ("eval_rouge-1", "eval_bleu-4", "eval_exact_match")
+from ..errors import GluekitError
+
+TITLES = ("training loss", "learning rate", "evaluation metrics")
+# keys of an evaluation record that are bookkeeping, not a score
+_EVAL_BOOKKEEPING = ("eval_loss", "eval_runtime", "eval_samples", "eval_samples_per_second",
+                     "eval_steps_per_second", "eval_model_preparation_time")
 
 
 # ---------------------------------------------------------------- log_history -> series
 
-def loss_series(log_history: Iterable[dict]) -> tuple[list[int], list[float]]:
-    """(steps, losses) of the training-loss records (the periodic ``loss`` entries, not the final ``train_loss``)."""
-    pts = [(e["step"], e["loss"]) for e in log_history if "loss" in e and "step" in e]
+def series(log_history: Iterable[dict], key: str) -> tuple[list[int], list[float]]:
+    """(steps, values) of one logged number: ``loss`` (the periodic records, not the final
+    ``train_loss``), ``learning_rate``, ``eval_exact_match`` ..."""
+    pts = [(e["step"], float(e[key])) for e in log_history
+           if "step" in e and isinstance(e.get(key), (int, float)) and not isinstance(e.get(key), bool)]
     return [s for s, _ in pts], [v for _, v in pts]
 
 
-def metric_series(log_history: Iterable[dict], metric: str) -> tuple[list[int], list[float]]:
-    """(steps, values) of one logged metric, e.g. ``eval_exact_match`` or ``learning_rate``."""
-    pts = [(e["step"], e[metric]) for e in log_history if metric in e and "step" in e]
-    return [s for s, _ in pts], [v for _, v in pts]
+def eval_metrics(log_history: Iterable[dict]) -> list[str]:
+    """Names of the evaluation scores in the log, in first-seen order (``eval_loss`` and timings left out)."""
+    names: list[str] = []
+    for e in log_history:
+        for k, v in e.items():
+            if (k.startswith("eval_") and k not in _EVAL_BOOKKEEPING and k not in names
+                    and isinstance(v, (int, float)) and not isinstance(v, bool)):
+                names.append(k)
+    return names
 
 
-def _draw_loss(ax, steps, losses, title="training loss"):
-    ax.plot(steps, losses, marker="o", markersize=3, color="tab:blue", label="loss")
-    ax.set_xlabel("step")
+# ---------------------------------------------------------------- the figure and its panels
+
+class PngFigure(Figure):
+    """A matplotlib ``Figure`` on an Agg canvas that a notebook shows as a PNG (``_repr_png_``), whatever the backend."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        FigureCanvasAgg(self)
+
+    def png(self, dpi: int = 100) -> bytes:
+        """The current drawing as PNG bytes."""
+        buf = io.BytesIO()
+        self.savefig(buf, format="png", dpi=dpi)
+        return buf.getvalue()
+
+    def _repr_png_(self) -> bytes:
+        return self.png()
+
+
+def _note(ax, text: str) -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="gray")
+
+
+def _draw_loss(ax, loss, eval_loss=((), ()), title: str = TITLES[0]) -> None:
+    """Training loss (and eval loss) per step; a log scale when the loss falls more than 20-fold."""
+    if loss[0]:
+        ax.plot(*loss, marker="o", markersize=3, color="tab:blue", label="train loss")
+    if eval_loss[0]:
+        ax.plot(*eval_loss, marker="s", markersize=4, color="tab:red", label="eval loss")
+    values = list(loss[1]) + list(eval_loss[1])
+    if eval_loss[0]:
+        ax.legend(loc="best", fontsize="small")
+    elif not values:
+        _note(ax, "no loss logged")
     ax.set_ylabel("loss")
-    ax.set_title(title)
-    if losses and min(losses) > 0 and max(losses) / min(losses) > 20:
+    if values and min(values) > 0 and max(values) / min(values) > 20:
         from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
         ax.set_yscale("log")
@@ -45,40 +94,86 @@ def _draw_loss(ax, steps, losses, title="training loss"):
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.yaxis.set_minor_formatter(NullFormatter())
         ax.set_ylabel("loss (log scale)")
+    ax.set_title(title)
+
+
+def _draw_learning_rate(ax, lr) -> None:
+    if lr[0]:
+        ax.plot(*lr, marker="o", markersize=3, color="tab:green")
+        ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
+    else:
+        _note(ax, "no learning rate logged")
+    ax.set_ylabel("learning rate")
+    ax.set_title(TITLES[1])
+
+
+def _draw_metrics(ax, curves: dict[str, tuple[list[int], list[float]]], title: str = TITLES[2],
+                  empty: str = "no evaluation metric logged", legend: bool = True) -> None:
+    """Scores (0..100) per step, one line per metric (named in a legend, or by ``title``)."""
+    drawn = {name: pts for name, pts in curves.items() if pts[0]}
+    for name, pts in drawn.items():
+        ax.plot(*pts, marker="o", markersize=4, label=name.removeprefix("eval_"))
+    if drawn:
+        ax.set_ylim(-3, 103)
+        if legend:
+            ax.legend(loc="best", fontsize="small")
+    else:
+        _note(ax, empty)
+    ax.set_ylabel("score (x100)")
+    ax.set_title(title)
+
+
+def _steps_axis(ax, last_step: int | None) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    ax.set_xlabel("step")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if last_step:
+        ax.set_xlim(0, last_step * 1.03)
     ax.grid(alpha=0.3)
 
 
-def plot_history(log_history: list[dict], metrics: Iterable[str] = DEFAULT_METRICS, title: str | None = None):
-    """Two panels from a run's ``log_history``: training loss per logged step, and evaluation metrics (0..100).
+def plot_history(log_history: Iterable[dict], metrics: Iterable[str] | None = None, title: str | None = None) -> PngFigure:
+    """A :class:`PngFigure` with three panels (see :data:`TITLES`) drawn from a run's ``log_history``.
 
-    Returns the matplotlib Figure (end the notebook cell with ``;``).
+    ``log_history``: ``gluekit.checkpoints.training_log(output_dir)`` or ``trainer.state.log_history``.
+    ``metrics``: the evaluation scores to draw (default: every one in the log). In a notebook, end
+    the cell with the call: the figure shows as a PNG.
     """
-    import matplotlib.pyplot as plt
-
-    fig, (ax_loss, ax_eval) = plt.subplots(1, 2, figsize=(10, 3.4))
-    steps, losses = loss_series(log_history)
-    _draw_loss(ax_loss, steps, losses)
-    drawn = 0
-    for m in metrics:
-        s, v = metric_series(log_history, m)
-        if s:
-            ax_eval.plot(s, v, marker="o", label=m.removeprefix("eval_"))
-            drawn += 1
-    ax_eval.set_xlabel("step")
-    ax_eval.set_title("evaluation (generated replies vs references)")
-    if drawn:
-        ax_eval.set_ylim(-3, 103)
-        ax_eval.legend(fontsize="small", loc="lower right")
-    else:
-        ax_eval.text(0.5, 0.5, "no evaluation records", ha="center", va="center", transform=ax_eval.transAxes, color="gray")
-    if steps:
-        for ax in (ax_loss, ax_eval):
-            ax.set_xlim(0, max(steps) * 1.03)
-    ax_eval.grid(alpha=0.3)
+    log_history = list(log_history)
+    loss, eval_loss, lr = (series(log_history, k) for k in ("loss", "eval_loss", "learning_rate"))
+    names = eval_metrics(log_history) if metrics is None else list(metrics)
+    if not (loss[0] or lr[0] or eval_loss[0] or eval_metrics(log_history)):
+        raise GluekitError("the log history holds no loss, learning rate or evaluation record to plot "
+                           "(was logging_strategy 'no', or did the run stop before its first log step?).")
+    fig = PngFigure(figsize=(14, 3.8), layout="constrained")
+    ax_loss, ax_lr, ax_eval = fig.subplots(1, 3)
+    _draw_loss(ax_loss, loss, eval_loss)
+    _draw_learning_rate(ax_lr, lr)
+    _draw_metrics(ax_eval, {name: series(log_history, name) for name in names})
+    last = max((e["step"] for e in log_history if isinstance(e.get("step"), int)), default=None)
+    for ax in (ax_loss, ax_lr, ax_eval):
+        _steps_axis(ax, last)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
     return fig
+
+
+def plot_run(run_dir: str | Path) -> PngFigure:
+    """:func:`plot_history` of a run folder (its ``trainer_state.json``), titled with the folder's name."""
+    from ..checkpoints import training_log
+
+    run_dir = Path(run_dir)
+    return plot_history(training_log(run_dir), title=f"run {run_dir.resolve().name}")
+
+
+def save_run_plot(run_dir: str | Path, out: str | Path, dpi: int = 100) -> Path:
+    """Draw :func:`plot_run` into the PNG ``out`` (parent folders created); returns its path."""
+    out = Path(out)
+    fig = plot_run(run_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(fig.png(dpi))
+    return out
 
 
 # ---------------------------------------------------------------- live plot
@@ -109,7 +204,7 @@ class LiveLossPlot(TrainerCallback):
         self.display = display
         self.figsize = figsize
         self.title = title
-        self.figure = None
+        self.figure: PngFigure | None = None
         self.redraws = 0
         self._records = 0
         self._handle = None
@@ -122,14 +217,12 @@ class LiveLossPlot(TrainerCallback):
 
     # -- Trainer events
     def on_train_begin(self, args, state, control, **kwargs):
-        from matplotlib.figure import Figure
-
         self.max_steps = state.max_steps or args.max_steps
         # a resumed run: start from the records restored from the checkpoint
-        self.steps, self.losses = loss_series(state.log_history)
-        self.eval_steps, self.eval_values = metric_series(state.log_history, self.metric)
+        self.steps, self.losses = series(state.log_history, "loss")
+        self.eval_steps, self.eval_values = series(state.log_history, self.metric)
         self.resumed_at = state.global_step or None
-        self.figure = Figure(figsize=self.figsize)  # not pyplot: the cell does not show it a second time
+        self.figure = PngFigure(figsize=self.figsize)
         self.ax_loss, self.ax_eval = self.figure.subplots(1, 2)
         self._draw()
         if _in_notebook() if self.display is None else self.display:
@@ -164,19 +257,12 @@ class LiveLossPlot(TrainerCallback):
         self.ax_loss.clear()
         self.ax_eval.clear()
         done = self.steps[-1] if self.steps else 0
-        _draw_loss(self.ax_loss, self.steps, self.losses,
-                   title=f"training loss (step {done} of {self.max_steps})" if self.max_steps else "training loss")
-        self.ax_eval.plot(self.eval_steps, self.eval_values, marker="o", color="tab:orange")
-        self.ax_eval.set_title(self.metric)
-        self.ax_eval.set_xlabel("step")
-        self.ax_eval.set_ylim(-3, 103)
-        self.ax_eval.grid(alpha=0.3)
-        if not self.eval_steps:
-            self.ax_eval.text(0.5, 0.5, "waiting for the first evaluation", ha="center", va="center",
-                              transform=self.ax_eval.transAxes, color="gray")
-        if self.max_steps:
-            for ax in (self.ax_loss, self.ax_eval):
-                ax.set_xlim(0, self.max_steps * 1.03)
+        _draw_loss(self.ax_loss, (self.steps, self.losses),
+                   title=f"training loss (step {done} of {self.max_steps})" if self.max_steps else TITLES[0])
+        _draw_metrics(self.ax_eval, {self.metric: (self.eval_steps, self.eval_values)}, title=self.metric,
+                      empty="waiting for the first evaluation", legend=False)
+        for ax in (self.ax_loss, self.ax_eval):
+            _steps_axis(ax, self.max_steps)
         if self.resumed_at:
             for ax in (self.ax_loss, self.ax_eval):
                 ax.axvline(self.resumed_at, color="gray", linestyle="--", linewidth=1)
@@ -189,14 +275,7 @@ class LiveLossPlot(TrainerCallback):
 
     def png(self) -> bytes:
         """The current drawing as PNG bytes."""
-        import io
-
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-        FigureCanvasAgg(self.figure)
-        buf = io.BytesIO()
-        self.figure.savefig(buf, format="png", dpi=100)
-        return buf.getvalue()
+        return self.figure.png()
 
     def _refresh(self):
         self._draw()
@@ -206,46 +285,4 @@ class LiveLossPlot(TrainerCallback):
             self._handle.update(Image(data=self.png()))
 
 
-# ---------------------------------------------------------------- before / after
-
-def _mark(ok: bool) -> str:
-    return '<span style="color:#1a7f37">&#10003;</span>' if ok else '<span style="color:#cf222e">&#10007;</span>'
-
-
-def _clip(text: str, max_chars: int | None) -> str:
-    if not text:
-        return "(empty)"
-    return text if max_chars is None or len(text) <= max_chars else text[:max_chars] + "…"
-
-
-def before_after_html(rows: list[dict], max_rows: int | None = None, title: str | None = None,
-                      max_chars: int | None = 40):
-    """An HTML table of ``gluekit.generate.compare`` rows: prompt, reference, reply before and after, exact marks.
-
-    The header counts exact answers over ALL rows, even when ``max_rows`` shows only the first ones.
-    Replies longer than ``max_chars`` characters are shown cut, with "…" (an untrained model rambles).
-    """
-    from IPython.display import HTML
-
-    n = len(rows)
-    before = sum(r["before_ok"] for r in rows)
-    after = sum(r["after_ok"] for r in rows)
-    shown = rows if max_rows is None else rows[:max_rows]
-    head = title or "Before / after fine-tuning"
-    out = [f"<div><b>{html.escape(head)}</b>: exact answers before {before}/{n}, after {after}/{n}"
-           + (f" (first {len(shown)} rows shown)" if len(shown) < n else "") + "</div>",
-           '<table style="border-collapse:collapse;font-size:90%">',
-           "<tr>" + "".join(f'<th style="text-align:left;padding:2px 8px">{h}</th>'
-                            for h in ("#", "prompt", "reference", "before", "", "after", "")) + "</tr>"]
-    for i, r in enumerate(shown, start=1):
-        cells = [str(i), r["prompt"], r["reference"], _clip(r["before"], max_chars)]
-        tds = [f'<td style="text-align:left;padding:2px 8px">{html.escape(c)}</td>' for c in cells]
-        tds.append(f'<td style="padding:2px 4px">{_mark(r["before_ok"])}</td>')
-        tds.append(f'<td style="text-align:left;padding:2px 8px">{html.escape(_clip(r["after"], max_chars))}</td>')
-        tds.append(f'<td style="padding:2px 4px">{_mark(r["after_ok"])}</td>')
-        out.append("<tr>" + "".join(tds) + "</tr>")
-    out.append("</table>")
-    return HTML("\n".join(out))
-
-
-__all__ = ["LiveLossPlot", "plot_history", "loss_series", "metric_series", "before_after_html", "DEFAULT_METRICS"]
+__all__ = ["TITLES", "PngFigure", "series", "eval_metrics", "plot_history", "plot_run", "save_run_plot", "LiveLossPlot"]
