@@ -1,4 +1,4 @@
-"""The ``gluekit`` command: check, plan, train, chat, merge, plot, configs.
+"""The ``gluekit`` command: check, plan, train, chat, merge, plot, configs, doctor.
 
 With no ``--model`` the embedded tiny GLM runs; with no ``--data-dir`` the embedded demo data.
 ``gluekit train DATA_DIR MODEL CONFIG [RESUME]`` also accepts GLM-4's ``finetune.py`` order.
@@ -232,6 +232,14 @@ def cmd_configs(args) -> int:
     return 0
 
 
+def cmd_doctor(args) -> int:
+    from .doctor import diagnose
+
+    report = diagnose()
+    print(json.dumps(report.to_dict(), indent=2) if args.json else report.text())
+    return 0 if report.ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gluekit", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -289,6 +297,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("configs", help="list the configs shipped with gluekit: name, what it is for, path")
     p.set_defaults(func=cmd_configs)
+
+    p = sub.add_parser("doctor", help="installed versions against the tested ones (requirements/lock.txt), the device "
+                                      "and bf16; exit 1 listing each problem with its fix")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_doctor)
     return parser
 
 
