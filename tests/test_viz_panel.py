@@ -90,7 +90,10 @@ def test_train_stop_and_chat(tmp_path):
     stopped = panel.run.stopped_at
     assert 2 <= stopped < 40 and panel.run.result.trainer.state.global_step == stopped
     assert panel.progress.value == stopped and panel.progress.max == 40
-    assert f"stopped after step {stopped}; adapter saved to {tmp_path / 'run' / 'adapter'}" in panel.status.value
+    losses = [e["loss"] for e in panel.run.result.trainer.state.log_history if "loss" in e]
+    assert len(losses) == stopped
+    assert (f"stopped after step {stopped}, last logged loss {losses[-1]:.3f}; adapter saved to "
+            f"{tmp_path / 'run' / 'adapter'}") in panel.status.value
     assert (tmp_path / "run" / "adapter" / "adapter_model.safetensors").is_file()
     assert panel.chart.value[:8] == b"\x89PNG\r\n\x1a\n" and panel.live.steps == list(range(1, stopped + 1))
     assert not panel.start_button.disabled and panel.stop_button.disabled and not panel.send_button.disabled

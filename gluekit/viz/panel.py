@@ -27,6 +27,9 @@ from ..errors import GluekitError
 
 # (field path, what it is) shown as editable rows; a field the config lacks shows empty
 FIELDS = (
+    ("data_config.train_file", "in the data folder"),
+    ("data_config.val_file", "null: no evaluation data"),
+    ("data_config.test_file", "null: no test at the end"),
     ("max_input_length", "prompt tokens kept"),
     ("max_output_length", "reply tokens kept"),
     ("combine", "how a conversation becomes samples"),
@@ -79,7 +82,7 @@ class ControlPanel:
         self.open_button = w.Button(description="Open", icon="folder-open", layout=w.Layout(width="90px"))
         self.model = w.Text(value=model or "", placeholder=MODEL_HINT, description="model", layout=L)
         self.data_dir = w.Text(value=str(data_dir or ""), placeholder=DATA_HINT, description="data folder", layout=L)
-        self.fields = {f: w.Text(description=f, placeholder=hint, style=S, layout=L, continuous_update=True)
+        self.fields = {f: w.Text(description=f, placeholder=hint, style=S, layout=w.Layout(width="98%"), continuous_update=True)
                        for f, hint in FIELDS}
         self.messages = w.HTML().add_class("gluekit-panel-messages")
         self.plan = w.HTML().add_class("gluekit-panel-plan")
@@ -263,6 +266,8 @@ class ControlPanel:
         r = run.result
         step = r.trainer.state.global_step
         how = f"stopped after step {run.stopped_at}" if run.stopped_at else f"done: {step} steps"
+        losses = [e["loss"] for e in r.trainer.state.log_history if "loss" in e]
+        how += f", last logged loss {losses[-1]:.3f}" if losses else ""
         scores = ", ".join(f"{k.removeprefix('test_')} {v:.1f}" for k, v in r.test_metrics.items()
                            if k in ("test_exact_match", "test_rouge-l"))
         self.status.value = _pre(f"{how}; adapter saved to {r.adapter_dir}" + (f"; test {scores}" if scores else ""), "#1b5e20")
