@@ -542,8 +542,17 @@ def _drive_control_panel(page, report: dict) -> list[str]:
         reply = box.locator(".gluekit-panel-chat")
         reply.locator("text=/glm>/").wait_for(timeout=60_000)
         out["chat"] = reply.inner_text()
-        _wait_images(page)
-        box.screenshot(path=str(ARTIFACTS / f"browser-{Path(PANEL_NOTEBOOK).stem}-panel.png"))
+        # the whole panel in one capture: a viewport as tall as the panel (the notebook scrolls inside
+        # its own element, so a capture of a taller element would show the lab's chrome over it)
+        size = page.viewport_size
+        tall = min(int(box.bounding_box()["height"]) + 300, MAX_SCREENSHOT_HEIGHT)
+        page.set_viewport_size({"width": size["width"], "height": max(tall, size["height"])})
+        try:
+            box.scroll_into_view_if_needed()
+            _wait_images(page)
+            box.screenshot(path=str(ARTIFACTS / f"browser-{Path(PANEL_NOTEBOOK).stem}-panel.png"))
+        finally:
+            page.set_viewport_size(size)
         out["total_s"] = round(time.monotonic() - t0, 1)
     except Exception as e:  # noqa: BLE001 (a timeout: say where, with what the page shows)
         shown = status.inner_text() if status.count() else "no status"
