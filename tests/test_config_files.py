@@ -10,7 +10,7 @@ from gluekit.cli import main
 from gluekit.config import files, shipped_config, shipped_configs
 
 REPO = Path(__file__).resolve().parent.parent
-SHIPPED = ["ds_zero_2.json", "ds_zero_3.json", "lora.yaml", "ptuning_v2.yaml", "sft.yaml", "tiny.yaml"]
+SHIPPED = ["ds_zero_2.json", "ds_zero_3.json", "lora-0414.yaml", "lora.yaml", "ptuning_v2.yaml", "sft.yaml", "tiny.yaml"]
 
 
 def test_repository_configs_folder_is_the_package_data():
