@@ -84,20 +84,23 @@ def chatglm_config(tok) -> dict:
     }
 
 
-def write_chatglm_files(out: Path) -> Path:
-    """config.json, the stand-in code and the tokenizer of a tiny remote-code folder (no weights)."""
+def write_chatglm_files(out: Path, code: Path = HERE / "remote_code") -> Path:
+    """config.json, the model code (the stand-in, or THUDM's from ``code``) and the tokenizer of a tiny
+    remote-code folder (no weights)."""
     out.mkdir(parents=True, exist_ok=True)
     tok = _tokenizer()
     tok.save_pretrained(str(out))
     for f in ("configuration_chatglm.py", "modeling_chatglm.py"):
-        shutil.copy(HERE / "remote_code" / f, out / f)
+        shutil.copy(Path(code) / f, out / f)
     (out / "config.json").write_text(json.dumps(chatglm_config(tok), indent=2), encoding="utf-8")
     _generation_config(tok).save_pretrained(str(out))
     return out
 
 
-def build_chatglm(out: Path, seed: int = 0) -> Path:
-    """A tiny remote-code folder with random weights (built with gluekit's shim: the stand-in needs it under transformers 5)."""
+def build_chatglm(out: Path, seed: int = 0, code: Path = HERE / "remote_code") -> Path:
+    """A tiny remote-code folder with random weights (built with gluekit's shim: the code needs it under transformers 5).
+
+    Weights are set explicitly (normal(0, 0.1), norms 1): THUDM's code leaves them uninitialised."""
     import torch
     from safetensors.torch import save_file
     from transformers import AutoConfig
@@ -105,7 +108,7 @@ def build_chatglm(out: Path, seed: int = 0) -> Path:
 
     from gluekit.remote_code import patch_config_class, patch_model_class
 
-    write_chatglm_files(out)
+    write_chatglm_files(out, code)
     config = AutoConfig.from_pretrained(str(out), trust_remote_code=True)
     patch_config_class(type(config))
     cls = get_class_from_dynamic_module(config.auto_map["AutoModelForCausalLM"], str(out))
