@@ -8,9 +8,17 @@ With swanlab >= 0.8 installed, :func:`tracker_callbacks` takes swanlab out of ``
 swanlab's own ``SwanLabCallback`` instead (it calls ``swanlab.init`` itself); with an older swanlab the
 Trainer's integration runs unchanged. The package is found with ``importlib.metadata``: nothing is imported
 unless swanlab is both named and installed.
+
+GLM-4's current configs also carry a top-level ``swanlab:`` key (``disabled`` / ``local`` / ``cloud``; the
+reference's default is cloud). Any value but ``disabled`` sets ``SWANLAB_PROJ_NAME=GLM4-Finetune`` and
+``local`` also ``SWANLAB_MODE=local``, as the reference does; where swanlab is installed gluekit then adds
+swanlab's own callback (:func:`swanlab_callbacks`; none when ``report_to`` already names swanlab, which
+:func:`tracker_callbacks` handles, so a run never gets two). Without the package nothing is reported and
+nothing fails: the key is a note, never an error.
 """
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 from importlib import metadata
 
@@ -88,5 +96,57 @@ def tracker_callbacks(args) -> list:
     return [SwanLabCallback()]
 
 
+SWANLAB_VALUES = ("disabled", "local", "cloud")
+SWANLAB_PROJECT = "GLM4-Finetune"  # the reference's project name
+
+
+def swanlab_installed() -> bool:
+    return importlib.util.find_spec("swanlab") is not None
+
+
+def swanlab_environment(value) -> dict[str, str]:
+    """The environment variables the reference sets for ``swanlab: VALUE`` (``{}`` for disabled or no key)."""
+    if value is None or value == "disabled":
+        return {}
+    env = {"SWANLAB_PROJ_NAME": SWANLAB_PROJECT}
+    if value == "local":
+        env["SWANLAB_MODE"] = "local"
+    return env
+
+
+def swanlab_notes(value, installed: bool | None = None) -> list[str]:
+    """What ``swanlab: VALUE`` will do on this machine, one line each (never an error)."""
+    notes = []
+    installed = swanlab_installed() if installed is None else installed
+    if value is None:
+        return notes
+    if value not in SWANLAB_VALUES:
+        notes.append(f"swanlab: {value!r} is not one of {', '.join(SWANLAB_VALUES)}; like the reference, gluekit treats "
+                     "any value but disabled as cloud (SWANLAB_PROJ_NAME=GLM4-Finetune).")
+    if value == "disabled":
+        notes.append("swanlab: disabled: nothing is reported to SwanLab.")
+    elif not installed:
+        notes.append(f"swanlab: {value}: the swanlab package is not installed, so nothing is reported "
+                     "(as the reference; `pip install swanlab` to report).")
+    else:
+        where = ("logs stay on this machine (SWANLAB_MODE=local; `swanlab watch ./swanlog` shows them)"
+                 if value == "local" else "cloud: log in first with `swanlab login`")
+        notes.append(f"swanlab: {value}: training reports to SwanLab project {SWANLAB_PROJECT} through SwanLab's own "
+                     f"callback; {where}.")
+    return notes
+
+
+def swanlab_callbacks(value, report_to=None) -> list:
+    """SwanLab's own Trainer callback for ``swanlab: VALUE`` when the package is installed, else ``[]``.
+
+    None either when ``report_to`` names swanlab: :func:`tracker_callbacks` gives that run its callback."""
+    if value is None or value == "disabled" or not swanlab_installed() or "swanlab" in named(report_to):
+        return []
+    from swanlab.integration.transformers import SwanLabCallback
+
+    return [SwanLabCallback(project=SWANLAB_PROJECT)]
+
+
 __all__ = ["Tracker", "TRACKERS", "SWANLAB_OWN_CALLBACK", "installed_version", "named", "missing_message",
-           "missing", "tracker_callbacks"]
+           "missing", "tracker_callbacks", "SWANLAB_VALUES", "SWANLAB_PROJECT",
+           "swanlab_installed", "swanlab_environment", "swanlab_notes", "swanlab_callbacks"]

@@ -18,7 +18,7 @@ from .config import FinetuneConfig, apply_overrides, load_config, validate
 from .data import LengthReport, build_eval_rows, build_train_dataset, data_file, read_jsonl
 from .errors import ConfigError, DataError, GluekitError, TrainingError
 from .fileio import write_json
-from .tracking import swanlab_callbacks, swanlab_environment
+from .trackers import swanlab_callbacks, swanlab_environment
 
 # ---------------------------------------------------------------- the config of a run
 
@@ -165,7 +165,7 @@ def train(config: str | Path | FinetuneConfig, data_dir: str | Path, model: str 
     # 5) the Trainer; from a checkpoint it restores optimizer, scheduler, RNG state and data position.
     #    GLM-4's `swanlab:` key: the reference's environment, and SwanLab's own callback where installed.
     os.environ.update(swanlab_environment(cfg.swanlab))
-    callbacks = swanlab_callbacks(cfg.swanlab) + list(callbacks or [])
+    callbacks = swanlab_callbacks(cfg.swanlab, args.report_to) + list(callbacks or [])
     trainer = build_trainer(cfg, net, tokenizer, data, print_logs, callbacks, args=args)
     if checkpoint is not None and print_logs:
         print(f"resuming from {checkpoint.name}")

@@ -153,7 +153,7 @@ def family_run(request, tiny_glm4_dir, tiny_chatglm_dir, family_data, tmp_path_f
     with pytest.MonkeyPatch.context() as mp:
         for name, mod in mods.items():
             mp.setitem(sys.modules, name, mod)
-        mp.setattr("gluekit.tracking.swanlab_installed", lambda: True)
+        mp.setattr("gluekit.trackers.swanlab_installed", lambda: True)
         for var in ("SWANLAB_PROJ_NAME", "SWANLAB_MODE"):
             mp.delenv(var, raising=False)
         result = train(cfg, family_data, str(folder), trust_remote_code=fam == "chatglm", print_logs=False)

@@ -1,5 +1,6 @@
 """report_to: the package each tracker needs (a problem for `gluekit check`, a note when only planning), and
-swanlab >= 0.8 through its own callback (transformers' integration crashes with it). tensorboard's run:
+swanlab >= 0.8 through its own callback (transformers' integration crashes with it); GLM-4's top-level
+``swanlab:`` key as notes and as the run's environment (the run itself: test_families). tensorboard's run:
 tests/test_tensorboard.py."""
 import os
 import subprocess
@@ -8,9 +9,12 @@ import sys
 import pytest
 from transformers import TrainingArguments
 
-from gluekit.config import load_config
+from gluekit.config import load_config, shipped_config
 from gluekit.errors import ConfigError
-from gluekit.trackers import TRACKERS, installed_version, missing, missing_message, named, tracker_callbacks
+from gluekit.trackers import (
+    TRACKERS, installed_version, missing, missing_message, named, swanlab_callbacks, swanlab_environment, swanlab_notes,
+    tracker_callbacks,
+)
 
 
 def test_named_and_missing():
@@ -71,3 +75,38 @@ def test_swanlab_runs_offline_through_its_own_callback(tmp_path, configs):
     runs = list((tmp_path / "swanlog").glob("run-*"))
     assert len(runs) == 1, list(tmp_path.rglob("*"))[:50]
     assert list(runs[0].glob("*.swanlab")), sorted(p.name for p in runs[0].rglob("*"))
+
+
+def test_environment_as_the_reference_sets_it():
+    assert swanlab_environment(None) == swanlab_environment("disabled") == {}
+    assert swanlab_environment("cloud") == {"SWANLAB_PROJ_NAME": "GLM4-Finetune"}
+    assert swanlab_environment("local") == {"SWANLAB_PROJ_NAME": "GLM4-Finetune", "SWANLAB_MODE": "local"}
+
+
+def test_notes_say_what_happens_on_this_machine():
+    assert swanlab_notes(None, installed=False) == []
+    assert swanlab_notes("disabled", installed=True) == ["swanlab: disabled: nothing is reported to SwanLab."]
+    assert swanlab_notes("local", installed=False) == [
+        "swanlab: local: the swanlab package is not installed, so nothing is reported (as the reference; "
+        "`pip install swanlab` to report)."]
+    assert swanlab_notes("local", installed=True) == [
+        "swanlab: local: training reports to SwanLab project GLM4-Finetune through SwanLab's own callback; logs stay on "
+        "this machine (SWANLAB_MODE=local; `swanlab watch ./swanlog` shows them)."]
+    assert swanlab_notes("yes", installed=True)[0] == (
+        "swanlab: 'yes' is not one of disabled, local, cloud; like the reference, gluekit treats any value but disabled "
+        "as cloud (SWANLAB_PROJ_NAME=GLM4-Finetune).")
+
+
+def test_the_key_in_a_config_is_a_note_not_a_problem(monkeypatch):
+    monkeypatch.setattr("gluekit.trackers.swanlab_installed", lambda: False)
+    cfg = load_config(shipped_config("tiny.yaml"), ["swanlab=cloud"])
+    assert cfg.swanlab == "cloud" and swanlab_callbacks("cloud") == []
+    assert ("swanlab: cloud: the swanlab package is not installed, so nothing is reported (as the reference; "
+            "`pip install swanlab` to report).") in cfg.notes
+    assert cfg.to_dict()["swanlab"] == "cloud"
+
+
+def test_one_swanlab_callback_when_both_the_key_and_report_to_name_it(monkeypatch):
+    monkeypatch.setattr("gluekit.trackers.swanlab_installed", lambda: True)
+    # report_to names swanlab: tracker_callbacks gives the callback, the key adds none
+    assert swanlab_callbacks("local", ["swanlab", "tensorboard"]) == [] and swanlab_callbacks("local", "swanlab") == []

@@ -166,10 +166,10 @@ def _lora_values(p: Problems, pc: dict) -> None:
 
 
 def swanlab(ctx: Context) -> None:
-    """GLM-4's top-level ``swanlab`` key (and ``report_to: swanlab``): what they do here, as notes, never a problem."""
-    from ..tracking import swanlab_notes
+    """GLM-4's top-level ``swanlab`` key: what it does here, as notes, never a problem."""
+    from ..trackers import swanlab_notes
 
-    ctx.notes.extend(swanlab_notes(ctx.raw.get("swanlab"), report_to=ctx.ta.get("report_to")))
+    ctx.notes.extend(swanlab_notes(ctx.raw.get("swanlab")))
 
 
 RULES: list[Rule] = [top_level_keys, data_config, combine, lengths, training_args, peft_config, packing, freeze_v, swanlab]

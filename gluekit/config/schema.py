@@ -24,7 +24,7 @@ TOP_LEVEL_KEYS = (
     # gluekit's own key (not in GLM-4's files): padding-free batches (FinetuneConfig.packing). Each
     # batch is flattened into one row, so samples per step, steps per epoch and epochs are unchanged.
     "packing",
-    # GLM-4's current finetune.py: SwanLab reporting, disabled / local / cloud (gluekit.tracking).
+    # GLM-4's current finetune.py: SwanLab reporting, disabled / local / cloud (gluekit.trackers).
     "swanlab",
 )
 DATA_CONFIG_KEYS = ("train_file", "val_file", "test_file", "num_proc")
@@ -112,7 +112,7 @@ class FinetuneConfig:
     ``glm-4-9b-chat-hf``), not remote code. Evaluation batches are never packed."""
     swanlab: Any = None
     """GLM-4's current key (``disabled`` / ``local`` / ``cloud``; None when the file has none): see
-    :mod:`gluekit.tracking` for what gluekit does with it at train time."""
+    :mod:`gluekit.trackers` for what gluekit does with it at train time."""
     path: Path | None = None
     """The file it was read from (a shipped copy's path when a bare name meant one)."""
     notes: list[str] = field(default_factory=list)
