@@ -8,7 +8,7 @@ to a lock file of its own where the file system has no ``flock``), then writes t
 pid, host and start time to ``output_dir/.gluekit-run.json``. A second run finds the lock taken
 and refuses, naming the holder from that record.
 
-The record outlives a holder killed without clean-up (SIGKILL, out of memory, a lost machine).
+The record outlives a holder killed without clean-up (kill -9, out of memory, a lost machine).
 The next run then gets the OS lock, finds the record and, when it names a process of THIS host
 that is gone, takes over with a note. A record from another host is not taken over: from here
 gluekit cannot tell whether that run still writes (a file system whose ``flock`` does not reach

@@ -116,8 +116,8 @@ def test_the_estimate_matches_the_bytes_of_a_real_checkpoint(full, data):
     size = {p.name: p.stat().st_size for p in ck.iterdir()}
     real = {"weights": size["adapter_model.safetensors"], "optimizer": size["optimizer.pt"],
             "scheduler": size["scheduler.pt"], "rng": size["rng_state.pth"]}
-    for part, n in real.items():  # torch.save's zip entries (not counted) add ~3% to a tiny optimizer.pt
-        assert d["checkpoint"][part] == pytest.approx(n, rel=0.05), (part, d["checkpoint"][part], n)
+    for part, n in real.items():  # torch.save's zip entries and names (not counted): ~3% of a tiny optimizer.pt, ~80 bytes
+        assert d["checkpoint"][part] == pytest.approx(n, rel=0.05, abs=256), (part, d["checkpoint"][part], n)
     whole = sum(size.values())
     assert d["checkpoint_bytes"] == pytest.approx(whole, rel=0.03)
     adapter = sum(p.stat().st_size for p in (out / "adapter").iterdir())
@@ -145,7 +145,7 @@ def test_check_refuses_a_run_that_will_not_fit(data, tmp_path, monkeypatch):
 def test_full_sft_of_glm4_9b_is_about_56_gb_per_checkpoint_and_lora_tens_of_mb():
     """Counted from the model's shape (no weights, no download): `gluekit plan --model glm-4-9b`. sft.yaml
     without DeepSpeed (bf16 weights, AdamW's two bf16 moments: 6 bytes a parameter), then with its ZeRO-3
-    (fp32 master weights and moments, 12 bytes a parameter, and the bf16 module)."""
+    (fp32 master weights and moments, 12 bytes a parameter, beside the bf16 module: 16 bytes in all)."""
     sft = REPO / "configs" / "sft.yaml"
     lora = REPO / "configs" / "lora.yaml"
     got = {}
@@ -155,7 +155,7 @@ def test_full_sft_of_glm4_9b_is_about_56_gb_per_checkpoint_and_lora_tens_of_mb()
         got[name] = json.loads(printed)["disk"]
     sft_ck, z3 = got["sft"]["checkpoint"], got["zero3"]["checkpoint"]
     assert 54e9 < sft_ck["weights"] + sft_ck["optimizer"] < 58e9 and sft_ck["optimizer"] == 2 * sft_ck["weights"]
-    assert z3["optimizer"] == 6 * z3["weights"] + z3["weights"] and 125e9 < z3["weights"] + z3["optimizer"] < 135e9
+    assert z3["optimizer"] == pytest.approx(7 * z3["weights"], rel=0.01) and 145e9 < z3["weights"] + z3["optimizer"] < 155e9
     assert 10e6 < got["lora"]["checkpoint_bytes"] < 100e6
 
 
