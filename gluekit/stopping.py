@@ -7,7 +7,8 @@ default in Slurm, Kubernetes and torchrun) all lose every step since the last ch
 they kill the run where it stands. While the Trainer trains, :class:`StopOnSignal` answers them
 instead:
 
-1. The signal handler only records the signal (and writes one line to stderr). It never saves:
+1. The signal handler only records the signal (and says so on stderr: at once on a terminal,
+   otherwise, as in a notebook kernel, at the step end, with the cell's own output). It never saves:
    the signal can land anywhere (mid-forward, mid-backward, inside the optimizer step), where the
    weights, gradients and optimizer state do not agree with each other.
 2. At the end of the optimizer step in progress (``on_step_end``: the step is finished and
@@ -36,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 import threading
 from pathlib import Path
 
@@ -58,12 +60,13 @@ class StopOnSignal(TrainerCallback):
     def __init__(self):
         self.signum: int | None = None
         self.stopped_at: int | None = None
+        self._noted = False
         self._armed = False
 
     @contextlib.contextmanager
     def listening(self):
         """Install the handlers for the block (main thread only), then put back the previous ones."""
-        self.signum, self.stopped_at = None, None
+        self.signum, self.stopped_at, self._noted = None, None, False
         previous = {}
         if threading.current_thread() is threading.main_thread():
             for s in SIGNALS:
@@ -83,9 +86,16 @@ class StopOnSignal(TrainerCallback):
         if self.signum is not None:  # the second one: stop now
             raise KeyboardInterrupt
         self.signum = signum
-        # os.write, not print: a handler may run while the main thread is inside print itself
-        os.write(2, (f"\n{signal.Signals(signum).name} received: training stops after the current step and saves a "
-                     "checkpoint of it. Press Ctrl-C again to stop at once, without it.\n").encode())
+        # At once on a terminal (os.write, not print: a handler may run while the main thread is inside
+        # print itself); elsewhere (a notebook kernel, a batch log) from the step end, through sys.stderr,
+        # where a kernel shows it with the cell's own output.
+        if os.isatty(2):
+            os.write(2, f"\n{self._note()}\n".encode())
+            self._noted = True
+
+    def _note(self) -> str:
+        return (f"{signal.Signals(self.signum).name} received: training stops after the current step and saves a "
+                "checkpoint of it. Press Ctrl-C again to stop at once, without it.")
 
     def _agreed(self, args) -> int:
         """The signal number every rank saw (0: none): the maximum over ranks under torchrun."""
@@ -106,6 +116,9 @@ class StopOnSignal(TrainerCallback):
         signum = self._agreed(args)
         if signum:
             self.signum = self.signum or signum  # a rank the signal did not reach
+            if not self._noted:
+                print(self._note(), file=sys.stderr, flush=True)
+                self._noted = True
             self.stopped_at = state.global_step
             control.should_log = control.should_save = control.should_training_stop = True
         return control
