@@ -2,9 +2,9 @@
 
 Modules, in import order (each imports only those before it):
 ``errors``, ``quiet``, ``fileio`` -> ``config`` (a package: schema, checks, rules, loader),
-``tokens``, ``checkpoints`` -> ``encoder`` -> ``data``; ``demo`` -> ``tiny`` -> ``models`` ->
-``lora``, ``metrics``, ``plan``, ``memory``, ``loss``, ``packing`` -> ``evaluate`` -> ``trainer``
--> ``train`` -> ``generate`` -> ``cli``.
+``runlock``, ``tokens``, ``checkpoints`` -> ``stopping``, ``encoder`` -> ``data``; ``demo`` ->
+``tiny`` -> ``models`` -> ``lora``, ``metrics``, ``plan``, ``memory``, ``loss``, ``packing`` ->
+``disk``, ``evaluate`` -> ``trainer`` -> ``train`` -> ``generate`` -> ``cli``.
 At the edge, imported by none of them (``cli`` loads ``viz.training`` for ``gluekit plot`` only):
 ``gluekit.viz``, plotting and widgets, so that ``import gluekit`` needs no display; and
 ``gluekit.course``, the machinery the notebooks and tests use to show and check claims.
