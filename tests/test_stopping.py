@@ -4,10 +4,7 @@ two real processes agreeing on the step through a gloo process group (the torchr
 Training runs that are stopped by real signals are in tests/test_resume.py."""
 from __future__ import annotations
 
-import json
 import signal
-import subprocess
-import sys
 import threading
 from types import SimpleNamespace
 
@@ -77,38 +74,41 @@ def test_the_message_advises_resuming_only_when_there_is_a_checkpoint(tmp_path):
     assert e.checkpoint == e.resume_from == tmp_path / "checkpoint-13"
 
 
-RANK = r"""
-import json, signal, sys
-from types import SimpleNamespace
-import torch.distributed as dist
-from transformers import TrainerControl
-from gluekit.stopping import StopOnSignal
+def _rank(rank: int, store: str, results) -> None:
+    """One rank of a 2-process gloo group (a forked child: gluekit and transformers are already imported)."""
+    import torch.distributed as dist
+    from transformers import TrainerControl
 
-rank, store = int(sys.argv[1]), sys.argv[2]
-dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
-cb, args, seen = StopOnSignal(), SimpleNamespace(world_size=2, device="cpu"), []
-with cb.listening():
-    for step in (1, 2, 3):
-        if rank == 1 and step == 2:
-            signal.raise_signal(signal.SIGTERM)  # a kill that reached rank 1 only
-        c = cb.on_step_end(args, SimpleNamespace(global_step=step), TrainerControl())
-        seen.append([step, c.should_save, c.should_training_stop])
-        if c.should_training_stop:
-            break
-print(json.dumps({"rank": rank, "seen": seen, "signum": cb.signum, "stopped_at": cb.stopped_at}))
-dist.destroy_process_group()
-"""
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
+    cb, args, seen = StopOnSignal(), SimpleNamespace(world_size=2, device="cpu"), []
+    with cb.listening():
+        for step in (1, 2, 3):
+            if rank == 1 and step == 2:
+                signal.raise_signal(signal.SIGTERM)  # a kill that reached rank 1 only
+            c = cb.on_step_end(args, SimpleNamespace(global_step=step), TrainerControl())
+            seen.append([step, c.should_save, c.should_training_stop])
+            if c.should_training_stop:
+                break
+    results.put({"rank": rank, "seen": seen, "signum": cb.signum, "stopped_at": cb.stopped_at})
+    dist.destroy_process_group()
 
 
 def test_torchrun_ranks_agree_on_the_step(tmp_path):
-    """Two processes in a gloo group; SIGTERM reaches rank 1 only, during step 2: both stop and save after step 2."""
-    procs = [subprocess.Popen([sys.executable, "-c", RANK, str(r), str(tmp_path / "store")], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for r in (0, 1)]
-    results = []
+    """Two processes in a gloo group; SIGTERM reaches rank 1 only, during step 2: both stop and save after step 2.
+
+    Forked from this process (no second import of torch and transformers: about 5 s of CPU each)."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    results = ctx.Queue()
+    procs = [ctx.Process(target=_rank, args=(r, str(tmp_path / "store"), results)) for r in (0, 1)]
     for p in procs:
-        out, err = p.communicate(timeout=300)
-        assert p.returncode == 0, err[-3000:]
-        results.append(json.loads(out.strip().splitlines()[-1]))
-    for r in results:
+        p.start()
+    got = sorted((results.get(timeout=300) for _ in procs), key=lambda r: r["rank"])
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    assert [r["rank"] for r in got] == [0, 1]
+    for r in got:
         assert r["seen"] == [[1, False, False], [2, True, True]], r
         assert r["signum"] == 15 and r["stopped_at"] == 2
