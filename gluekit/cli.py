@@ -34,6 +34,7 @@ def _data_dir(args) -> Path:
 
 def cmd_check(args) -> int:
     from .config import load_config
+    from .errors import ConfigError
     from .models import load_tokenizer
     from .train import prepare_data
 
@@ -45,6 +46,8 @@ def cmd_check(args) -> int:
         print(line)
     for note in cfg.notes + model_notes:
         print(f"note: {note}")
+    if args.resume is not None:
+        _check_resume(cfg, args.resume)
     tok = load_tokenizer(args.model, args.trust_remote_code)
     data = prepare_data(cfg, data_dir, tok, on_empty="raise" if args.strict else "drop")
     print(f"data {data_dir}: train {data.report.summary()}")
@@ -54,7 +57,56 @@ def cmd_check(args) -> int:
               f"skipped: {cfg.data_config.train_file} lines {lines}. Raise max_input_length/max_output_length, "
               "or use --strict to fail on them.")
     print(f"eval samples: val {len(data.eval_rows)}, test {len(data.test_rows)}")
+    disk, why_not = _disk_plan(cfg, args.model, len(data.train), tokenizer=tok)
+    print(disk.summary() if disk else f"disk: not estimated ({why_not})")
+    if disk and disk.problem():
+        raise _in_config_file(cfg, ConfigError([disk.problem()]))
     return 0
+
+
+def _check_resume(cfg, resume) -> None:
+    """What ``gluekit train --resume RESUME`` would start from: checkpoints checked as a resume checks them."""
+    from .checkpoints import resume_point
+    from .runlock import describe, read_record
+
+    point = resume_point(cfg.output_dir, resume, overwrite=False)  # raises the error train would raise
+    for line in point.lines():
+        print(f"resume: {line}")
+    target = point.checkpoint.name if point.checkpoint else "nothing (a fresh start)"
+    print(f"resume: --resume {resume} would start from {target} in {cfg.output_dir}")
+    record = read_record(cfg.output_dir)
+    if record:
+        print(f"note: {cfg.output_dir} holds the lock record of {describe(record)}: a run is using it, "
+              "or one was killed there (the next run takes a dead one's lock over).")
+
+
+def _disk_plan(cfg, model, samples: int, tokenizer=None, devices: int = 1, dtype: str | None = None, trainables=None):
+    """``(DiskPlan, None)``: the bytes the run writes against output_dir's free space; or ``(None, why not)``.
+
+    No weights load: the parameters are counted on the meta device (:mod:`gluekit.memory`).
+    """
+    from .disk import plan_disk_for_config, tokenizer_bytes_in, tokenizer_bytes_of
+    from .memory import model_config_for, planned_dtype
+    from .models import model_path
+    from .plan import make_plan
+
+    try:
+        model_config = model_config_for(model)
+    except Exception as e:  # a hub id without a local copy ...: not estimated, not a failure
+        return None, (str(e).strip().splitlines() or [type(e).__name__])[0]
+    plan = make_plan(cfg.training_arguments(portable=True), samples, devices)
+    if tokenizer is not None:
+        tok_bytes = tokenizer_bytes_of(tokenizer)
+    else:
+        try:
+            tok_bytes = tokenizer_bytes_in(model_path(model))
+        except Exception:  # a bare shape name such as glm-4-9b: not counted, with a note
+            tok_bytes = None
+    try:
+        return plan_disk_for_config(cfg, plan, model_config, dtype=dtype or planned_dtype(model), tokenizer=tok_bytes,
+                                    devices=devices, trainables=trainables), None
+    except NotImplementedError as e:
+        return None, str(e)
 
 
 def _check_model(cfg, model, trust_remote_code: bool) -> tuple[list[str], list[str]]:
@@ -126,15 +178,19 @@ def cmd_plan(args) -> int:
     for note in cfg.notes:
         print(f"note: {note}", file=sys.stderr if args.json else sys.stdout)
     memory, why_not = _memory_plan(cfg, args)
+    disk, disk_why_not = _disk_plan(cfg, args.model, n, devices=args.devices, dtype=args.dtype,
+                                    trainables=memory.trainables if memory else None)
     if args.json:
         d = plan.to_dict()
         if not args.full:
             d.pop("learning_rates")
         d["memory"] = memory.to_dict() if memory else {"skipped": why_not}
+        d["disk"] = disk.to_dict() if disk else {"skipped": disk_why_not}
         print(json.dumps(d, indent=2))
     else:
         print(plan.summary())
         print(memory.summary() if memory else f"peak memory: not estimated ({why_not})")
+        print(disk.summary() if disk else f"disk: not estimated ({disk_why_not})")
     return 0
 
 
@@ -273,6 +329,8 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     model_args(p)
     p.add_argument("--strict", action="store_true", help="fail on samples that lose every reply token (default: count and drop)")
+    p.add_argument("--resume", default=None, metavar="latest|STEP",
+                   help="also check the checkpoints `gluekit train --resume` would use (files whole and loadable), before any model loads")
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("plan", help="steps, epochs, log/eval/save steps and learning rates before training")
@@ -364,15 +422,21 @@ def _run(args) -> int:
     except (FileNotFoundError, NotADirectoryError) as e:
         print(f"gluekit {args.command}: {e}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print(f"gluekit {args.command}: interrupted; `gluekit train ... --resume latest` continues from the last checkpoint.",
-              file=sys.stderr)
+    except KeyboardInterrupt as e:
+        # train() raises TrainingInterrupted, which says where training stopped and whether it can go on;
+        # any other command has nothing to resume
+        from .errors import TrainingInterrupted
+
+        if isinstance(e, TrainingInterrupted):
+            print(f"gluekit {args.command}: {e}", file=sys.stderr)
+            return 128 + e.signal_number
+        print(f"gluekit {args.command}: interrupted.", file=sys.stderr)
         return 130
     except OSError as e:  # disk full, permission denied, model download failed ...: the machine, not gluekit
         import errno
 
-        fix = {errno.ENOSPC: " Free some disk space; `gluekit train ... --resume latest` then continues from the last "
-                             "complete checkpoint.",
+        fix = {errno.ENOSPC: " Free some disk space and run the command again (`gluekit train` reports a full disk "
+                             "itself, with the last complete checkpoint).",
                errno.EACCES: " Fix the folder's permissions or choose another output_dir.",
                errno.EPERM: " Fix the folder's permissions or choose another output_dir."}.get(e.errno, "")
         print(f"gluekit {args.command}: {e}.{fix}", file=sys.stderr)

@@ -35,3 +35,28 @@ class TrainingError(GluekitError):
     holding an earlier run, a NaN loss. The message says what to change and how to continue."""
 
     kind = "training"
+
+
+class DiskFullError(TrainingError):
+    """A save that ran out of disk space. One line: the folder, the bytes needed and free, and the
+    last complete checkpoint (the partial folder is already removed)."""
+
+    def __str__(self) -> str:
+        return self.problems[0]
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped on request: Ctrl-C (SIGINT), a kernel interrupt in Jupyter, or SIGTERM.
+
+    A KeyboardInterrupt, so ``except Exception`` does not swallow it, as it would not swallow the
+    interrupt itself. ``str(e)`` says where training stopped and whether (and how) it can go on;
+    ``checkpoint``: the folder saved at the interrupted step (None when nothing was saved then);
+    ``resume_from``: the newest complete checkpoint (None: nothing to resume from);
+    ``signal_number``: 2 (SIGINT) or 15 (SIGTERM); the command line exits with 128 + it.
+    """
+
+    def __init__(self, message: str, signal_number: int = 2, checkpoint=None, resume_from=None):
+        super().__init__(message)
+        self.signal_number = signal_number
+        self.checkpoint = checkpoint
+        self.resume_from = resume_from

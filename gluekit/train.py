@@ -7,13 +7,16 @@ resuming) and :mod:`gluekit.trainer` (the Trainer, its callbacks and its batches
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
+import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from .checkpoints import incomplete_checkpoints, resolve_resume, resume_request
+from .checkpoints import resume_point, resume_request
 from .config import FinetuneConfig, apply_overrides, load_config, validate
 from .data import LengthReport, build_eval_rows, build_train_dataset, data_file, read_jsonl
 from .errors import ConfigError, DataError, GluekitError, TrainingError
@@ -127,30 +130,61 @@ def train(config: str | Path | FinetuneConfig, data_dir: str | Path, model: str 
     ``resume``: see :func:`gluekit.checkpoints.resume_request`. ``callbacks``: TrainerCallbacks
     added after gluekit's own. Keyword arguments are Trainer arguments (``max_steps=50``), applied
     as ``training_args`` overrides and validated with the config (see :func:`run_config`).
-    """
-    from transformers import set_seed
 
-    from .lora import apply_peft
-    from .models import load_model, load_tokenizer
-    from .trainer import build_trainer, trainer_arguments
+    Nothing is lost on the way: the run holds output_dir's lock for its whole life
+    (:class:`gluekit.runlock.RunLock`; a second run into the same folder is refused); a damaged
+    checkpoint is skipped with its reason (:func:`gluekit.checkpoints.resume_point`); Ctrl-C, a
+    kernel interrupt or SIGTERM saves a checkpoint of the current step and raises
+    :class:`~gluekit.errors.TrainingInterrupted` (:mod:`gluekit.stopping`); a full disk raises a
+    one-line :class:`~gluekit.errors.DiskFullError` and leaves no half-written checkpoint or
+    adapter (the adapter is written to ``adapter.partial`` and renamed when whole).
+    """
+    from .runlock import RunLock
 
     # 1) the config, keyword arguments included, validated as one
     cfg = run_config(config, overrides, data_dir, **training_args)
-    # 2) the resume point, read from the output folder before anything loads
+    # 2) the output folder's lock, held until the run ends (rank 0 holds it for a torchrun job)
     output_dir = cfg.output_dir
-    checkpoint = resolve_resume(output_dir, resume, overwrite)
+    with RunLock(output_dir, enabled=int(os.environ.get("RANK", "0")) == 0) as lock:
+        if lock.note:
+            print(f"note: {lock.note}")
+        try:
+            return _train(cfg, data_dir, model, resume, overwrite, trust_remote_code, print_logs, callbacks, on_empty)
+        except KeyboardInterrupt as e:  # outside the training loop (loading, a second Ctrl-C): say what is left
+            from .errors import TrainingInterrupted
+
+            if isinstance(e, TrainingInterrupted):
+                raise
+            from .stopping import interruption
+
+            raise interruption(output_dir, signal.SIGINT) from None
+
+
+def _train(cfg, data_dir, model, resume, overwrite, trust_remote_code, print_logs, callbacks, on_empty) -> RunResult:
+    from transformers import set_seed
+
+    from .disk import plan_disk_for_model
+    from .lora import apply_peft
+    from .models import load_model, load_tokenizer
+    from .plan import make_plan
+    from .trainer import build_trainer, trainer_arguments
+
+    output_dir = cfg.output_dir
+    # 3) the resume point, read from the output folder before anything loads
+    point = resume_point(output_dir, resume, overwrite)
+    checkpoint = point.checkpoint
     if resume_request(resume) is not None:
-        for folder, why in incomplete_checkpoints(output_dir):
-            print(f"skipping {folder.name}: {why}")
+        for line in point.lines():
+            print(line)
         if checkpoint is None:
             print(f"no complete checkpoint in {output_dir}: starting fresh")
-    # 3) the tokenizer, then the data it tokenises
+    # 4) the tokenizer, then the data it tokenises
     tokenizer = load_tokenizer(model, trust_remote_code)
     data = prepare_data(cfg, data_dir, tokenizer, on_empty)
     if data.report.empty:
         print(f"dropped {len(data.report.empty)} training sample(s) with no reply token left "
               f"(lines {data.report.empty[:10]}): {data.report.summary()}")
-    # 4) the model, the Trainer arguments (they need the model's generation config), then the
+    # 5) the model, the Trainer arguments (they need the model's generation config), then the
     #    adapter. Seed right before PEFT wraps the model: LoRA's A matrices are drawn then, before
     #    the Trainer would seed anything.
     net = load_model(model, trust_remote_code)
@@ -162,27 +196,72 @@ def train(config: str | Path | FinetuneConfig, data_dir: str | Path, model: str 
         net, note = apply_peft(net, peft_config, verbose=print_logs)
         if print_logs:
             net.print_trainable_parameters()
-    # 5) the Trainer; from a checkpoint it restores optimizer, scheduler, RNG state and data position.
+    # 6) the Trainer, and what the run will write against the free disk space (a warning, not a refusal:
+    #    the estimate leaves out small files, and a full disk during a save now loses nothing).
     #    GLM-4's `swanlab:` key: the reference's environment, and SwanLab's own callback where installed.
     os.environ.update(swanlab_environment(cfg.swanlab))
     callbacks = swanlab_callbacks(cfg.swanlab, args.report_to) + list(callbacks or [])
     trainer = build_trainer(cfg, net, tokenizer, data, print_logs, callbacks, args=args)
+    plan = make_plan(args, len(data.train), args.world_size)
+    trainer.disk_plan = disk = plan_disk_for_model(cfg, plan, net, tokenizer, args=args)
+    if disk.problem() and trainer.is_world_process_zero():
+        print(f"warning: {disk.problem()}")
+    # 7) train; from a checkpoint the Trainer restores optimizer, scheduler, RNG state and data position
     if checkpoint is not None and print_logs:
         print(f"resuming from {checkpoint.name}")
-    result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-    # 6) what the run leaves: trainer_state.json (the log), the adapter with its tokenizer, the test
-    #    metrics and run_summary.json
-    trainer.save_state()
+    with _saving("the run's files", output_dir, disk.checkpoint_bytes):
+        result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    # 8) what the run leaves: trainer_state.json (the log), the adapter with its tokenizer, the test
+    #    metrics and run_summary.json. A full disk here names what was being written.
+    final = trainer.state.global_step
+    with _saving("trainer_state.json", output_dir, disk.checkpoint["other"], final_step=final,
+                 partial=output_dir / "trainer_state.json"):
+        trainer.save_state()
     adapter_dir = output_dir / "adapter"
-    trainer.save_model(str(adapter_dir))
-    if trainer.is_world_process_zero():
-        tokenizer.save_pretrained(str(adapter_dir))
-    test_metrics = trainer.evaluate(data.test_rows, metric_key_prefix="test") if data.test_rows else {}
-    if trainer.is_world_process_zero():
-        write_json(output_dir / "run_summary.json", {
-            "train": result.metrics, "test": test_metrics, "lengths": data.report.summary(),
-            "resumed_from": checkpoint.name if checkpoint else None, "world_size": trainer.args.world_size})
+    with _saving("the adapter", output_dir, disk.final_bytes, final_step=final,
+                 partial=adapter_dir.with_name("adapter.partial")):
+        _save_adapter(trainer, tokenizer, adapter_dir)
+    with _saving("the test predictions and run_summary.json", output_dir, 0, final_step=final):
+        test_metrics = trainer.evaluate(data.test_rows, metric_key_prefix="test") if data.test_rows else {}
+        if trainer.is_world_process_zero():
+            write_json(output_dir / "run_summary.json", {
+                "train": result.metrics, "test": test_metrics, "lengths": data.report.summary(),
+                "resumed_from": checkpoint.name if checkpoint else None, "world_size": trainer.args.world_size})
     return RunResult(trainer, cfg, data.report, adapter_dir, result.metrics, test_metrics, checkpoint, note)
+
+
+def _save_adapter(trainer, tokenizer, adapter_dir: Path) -> None:
+    """The final adapter (or model) and its tokenizer, written to ``adapter.partial`` and renamed when whole
+    (a failure leaves ``adapter.partial``, which :func:`_saving` removes)."""
+    partial = adapter_dir.with_name(adapter_dir.name + ".partial")
+    main = trainer.is_world_process_zero()
+    if main:
+        shutil.rmtree(partial, ignore_errors=True)
+    trainer.save_model(str(partial))
+    if main:
+        tokenizer.save_pretrained(str(partial))
+        shutil.rmtree(adapter_dir, ignore_errors=True)
+        os.replace(partial, adapter_dir)
+
+
+@contextlib.contextmanager
+def _saving(what: str, output_dir: Path, needed: int, final_step: int | None = None, partial: Path | None = None):
+    """Write ``what``: whatever stops the write removes ``partial`` (a file or folder left cut off; rank 0),
+    and a full disk becomes a one-line DiskFullError (other errors pass unchanged)."""
+    try:
+        yield
+    except BaseException as e:
+        removed = None
+        if partial is not None and partial.exists() and int(os.environ.get("RANK", "0")) == 0:
+            shutil.rmtree(partial, ignore_errors=True) if partial.is_dir() else partial.unlink(missing_ok=True)
+            removed = partial.name
+        if isinstance(e, GluekitError) or not isinstance(e, Exception):
+            raise
+        from .disk import disk_full_error, is_disk_full
+
+        if is_disk_full(e, output_dir, needed):
+            raise disk_full_error(what, output_dir, needed, output_dir, removed, final_step) from e
+        raise
 
 
 __all__ = ["PreparedData", "prepare_data", "RunResult", "run_config", "train"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,12 +17,13 @@ import torch
 from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments, TrainerCallback
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
-from .checkpoints import list_checkpoints
+from .checkpoints import checkpoint_problem, list_checkpoints
 from .tokens import IGNORE_INDEX
-from .errors import TrainingError
+from .errors import TrainingError, TrainingInterrupted
 from .evaluate import evaluate_rows
 from .loss import label_only_inputs, supports_label_only_logits
 from .packing import PackCollator, packing_problem
+from .stopping import StopOnSignal, interruption
 from .trackers import tracker_callbacks
 
 # ---------------------------------------------------------------- batches
@@ -127,6 +129,54 @@ class GenerationEvalTrainer(Seq2SeqTrainer):
                                             n_labels, self.args.output_dir))
         return loss
 
+    disk_plan = None
+    """A :class:`gluekit.disk.DiskPlan` of the run (``train()`` sets it): the size a full-disk message quotes."""
+
+    def train(self, *args, **kwargs):
+        """The Trainer's ``train``, stopping cleanly on SIGINT / SIGTERM (see :mod:`gluekit.stopping`).
+
+        With a :class:`~gluekit.stopping.StopOnSignal` among the callbacks (:func:`build_trainer`
+        adds one), a signal ends training after the current step with a checkpoint of it, then
+        raises :class:`~gluekit.errors.TrainingInterrupted` naming that checkpoint; a second signal
+        stops at once and raises it naming the last complete one (or saying there is none).
+        """
+        stop = next((cb for cb in self.callback_handler.callbacks if isinstance(cb, StopOnSignal)), None)
+        if stop is None:
+            return super().train(*args, **kwargs)
+        try:
+            with stop.listening():
+                result = super().train(*args, **kwargs)
+        except KeyboardInterrupt as e:
+            if isinstance(e, TrainingInterrupted):
+                raise
+            raise interruption(self.args.output_dir, stop.signum or 2, None, self.state.max_steps) from None
+        if stop.signum:
+            raise interruption(self.args.output_dir, stop.signum, stop.stopped_at, self.state.max_steps)
+        return result
+
+    def _save_checkpoint(self, model, trial):
+        """The Trainer's checkpoint save; a save that fails or is interrupted leaves no half-written folder.
+
+        The Trainer writes into ``checkpoint-N`` directly, trainer_state.json last. If anything stops
+        it before that file (a full disk, a second Ctrl-C, an error), the folder is removed (by the
+        process that saves, rank 0) and a full disk becomes a one-line
+        :class:`~gluekit.errors.DiskFullError` with the sizes and the last complete checkpoint.
+        """
+        from .disk import checkpoint_bytes_estimate, disk_full_error, is_disk_full
+
+        folder = Path(self._get_output_dir(trial=trial)) / f"checkpoint-{self.state.global_step}"
+        needed = self.disk_plan.checkpoint_bytes if self.disk_plan else checkpoint_bytes_estimate(self.model, self.args)
+        try:
+            super()._save_checkpoint(model, trial)
+        except BaseException as e:
+            removed = None
+            if self.args.should_save and folder.is_dir() and checkpoint_problem(folder) is not None:
+                shutil.rmtree(folder, ignore_errors=True)
+                removed = folder.name
+            if isinstance(e, Exception) and is_disk_full(e, folder.parent, needed):
+                raise disk_full_error(folder.name, folder.parent, needed, self.args.output_dir, removed) from e
+            raise
+
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval", **gen_kwargs):
         """Generate a reply for every eval row (or the rows given), score them, log and return the metrics.
 
@@ -224,7 +274,7 @@ def build_trainer(cfg, model, tokenizer, data, print_logs: bool = True, callback
         model=model, args=args, train_dataset=data.train,
         eval_dataset=data.eval_rows or None, eval_rows=data.eval_rows,
         data_collator=train_collator(cfg, model, tokenizer), processing_class=tokenizer,
-        callbacks=[NanGuard()] + ([LogPrinter()] if print_logs else []) + trackers,
+        callbacks=[NanGuard(), StopOnSignal()] + ([LogPrinter()] if print_logs else []) + trackers,
     )
     # LogPrinter's short lines replace the raw dicts the Trainer prints with tqdm off; print_logs=False
     # prints neither. The caller's callbacks come after, so a PrinterCallback among them stays.

@@ -27,8 +27,8 @@ import pytest
 
 from gluekit.checkpoints import incomplete_checkpoints, list_checkpoints
 from gluekit.cli import main
-from gluekit.errors import TrainingError
-from train_with import NanAtStep, extra_callbacks  # tests/train_with.py: test-only faults
+from gluekit.errors import TrainingError, TrainingInterrupted
+from train_with import NanAtStep, SignalAt, extra_callbacks  # tests/train_with.py: test-only faults
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = REPO / "configs" / "tiny.yaml"
@@ -255,10 +255,12 @@ def test_huge_learning_rate_stops_training(small_data, tmp_path):
 # ---------------------------------------------------------------- the command line's last lines of defence
 
 @pytest.mark.parametrize("error,fragment,status", [
-    (KeyboardInterrupt(), "interrupted; `gluekit train ... --resume latest` continues from the last checkpoint.", 130),
-    (OSError(28, "No space left on device"), "No space left on device. Free some disk space; `gluekit train ... --resume latest`", 1),
+    (KeyboardInterrupt(), "gluekit train: interrupted.\n", 130),  # no advice to resume: nothing says there is a checkpoint
+    (TrainingInterrupted("training stopped by SIGTERM after step 3 of 9; saved checkpoint-3 in out.", 15),
+     "gluekit train: training stopped by SIGTERM after step 3 of 9; saved checkpoint-3 in out.\n", 143),
+    (OSError(28, "No space left on device"), "No space left on device. Free some disk space and run the command again", 1),
     ("oom", "out of GPU memory (CUDA out of memory. Tried to allocate 2.00 GiB). Lower per_device_train_batch_size", 1),
-], ids=["ctrl_c", "disk_full", "cuda_oom"])
+], ids=["ctrl_c", "interrupted_run", "disk_full", "cuda_oom"])
 def test_cli_turns_environment_failures_into_messages(monkeypatch, capsys, error, fragment, status):
     import torch
 
@@ -285,3 +287,194 @@ def test_cli_keeps_tracebacks_for_real_bugs(monkeypatch):
     monkeypatch.setattr(cli, "cmd_train", bug)
     with pytest.raises(ZeroDivisionError):
         main(["train", str(TINY)])
+
+
+# ---------------------------------------------------------------- stopping on request (issue 13)
+#
+# The issue's Ctrl-C at step 150 of 400 (no checkpoint yet) and SIGTERM at step 330 (after a
+# checkpoint at 200), scaled to the 30 steps above, in one chain of in-process runs that share the
+# reference run of ``runs``. The signals are real (``signal.raise_signal`` from a test-only
+# callback), delivered mid-step (after backward, before the optimizer step) or mid-evaluation.
+
+OVERRIDES = [a for a in ARGS if a != "-o"]
+
+
+def _run_chain_step(small_data, out, *callbacks, resume=None):
+    """train() in this process, one thread (as the reference subprocess), output captured."""
+    import contextlib
+    import io
+
+    import torch
+
+    from gluekit.train import train
+
+    threads, printed = torch.get_num_threads(), io.StringIO()
+    torch.set_num_threads(1)
+    try:
+        with contextlib.redirect_stdout(printed):
+            try:
+                train(TINY, small_data, resume=resume, overrides=OVERRIDES + [f"training_args.output_dir={out}"],
+                      callbacks=list(callbacks))
+                return None, printed.getvalue()
+            except TrainingInterrupted as e:
+                return e, printed.getvalue()
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def stopped(runs, small_data, tmp_path_factory, monkeypatch_module):
+    import signal as sig
+
+    from checkpoint_files import cut
+
+    out = tmp_path_factory.mktemp("stopped") / "run"
+    s = {}
+    # 1) Ctrl-C during step 7, before any checkpoint (save_steps 10), then Ctrl-C again while checkpoint-7 is written
+    s["twice"] = _run_chain_step(small_data, out, SignalAt(7, again_while_saving=True))
+    s["twice_left"] = sorted(p.name for p in out.iterdir())
+    # 2) the same command again, as the message says; Ctrl-C once during step 7
+    s["once"] = _run_chain_step(small_data, out, SignalAt(7))
+    s["once_ckpts"] = [p.name for p in list_checkpoints(out)]
+    # 3) resumed; Ctrl-C during the evaluation at step 15
+    s["eval"] = _run_chain_step(small_data, out, SignalAt(15, phase="eval"), resume="latest")
+    s["eval_ckpts"] = [p.name for p in list_checkpoints(out)]
+    # 4) resumed; SIGTERM during step 23, after checkpoint-20
+    s["term"] = _run_chain_step(small_data, out, SignalAt(23, sig.SIGTERM), resume="latest")
+    s["term_ckpts"] = [p.name for p in list_checkpoints(out)]
+    # 5) checkpoint-23's adapter cut short (a copy interrupted); `gluekit check --resume latest`, with
+    #    model loading made impossible, then `gluekit train --resume latest` to the end
+    cut(out / "checkpoint-23" / "adapter_model.safetensors")
+    import gluekit.models
+
+    def no_model(*a, **k):
+        raise AssertionError("gluekit check loaded a model")
+
+    monkeypatch_module.setattr(gluekit.models, "load_model", no_model)
+    s["check"] = _cli(["check", str(TINY), "--data-dir", str(small_data), *ARGS, "-o", f"training_args.output_dir={out}",
+                       "--resume", "latest"])
+    monkeypatch_module.undo()
+    s["final"] = _cli(["train", str(TINY), "--data-dir", str(small_data), *ARGS, "-o", f"training_args.output_dir={out}",
+                       "--resume", "latest"])
+    return runs[0], out, s
+
+
+def _cli(argv):
+    import contextlib
+    import io
+
+    import torch
+
+    threads, printed, err = torch.get_num_threads(), io.StringIO(), io.StringIO()
+    torch.set_num_threads(1)
+    try:
+        with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(err):
+            rc = main(argv)
+    finally:
+        torch.set_num_threads(threads)
+    return rc, printed.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as mp:
+        yield mp
+
+
+def test_a_second_ctrl_c_while_saving_stops_at_once_and_leaves_no_half_folder(stopped):
+    _, out, s = stopped
+    e, printed = s["twice"]
+    assert isinstance(e, TrainingInterrupted) and isinstance(e, KeyboardInterrupt)
+    assert str(e) == (f"training stopped by SIGINT (Ctrl-C or a kernel interrupt) before any checkpoint was saved in {out}: "
+                      "there is nothing to resume from. Run the same command again to start over.")
+    assert e.signal_number == 2 and e.checkpoint is None and e.resume_from is None
+    assert s["twice_left"] == [".gluekit-run.lock"]  # checkpoint-7 was being written: removed, not left half
+    assert "step    5 | loss" in printed
+
+
+def test_ctrl_c_before_any_checkpoint_saves_the_interrupted_step(stopped):
+    _, out, s = stopped
+    e, printed = s["once"]
+    assert str(e) == (f"training stopped by SIGINT (Ctrl-C or a kernel interrupt) after step 7 of 30; saved checkpoint-7 in "
+                      f"{out}. `gluekit train ... --resume latest` (in Python: resume=\"latest\") continues from it.")
+    assert e.checkpoint == e.resume_from == out / "checkpoint-7"
+    assert s["once_ckpts"] == ["checkpoint-7"]
+    state = json.loads((out / "checkpoint-7" / "trainer_state.json").read_text(encoding="utf-8"))
+    assert state["global_step"] == 7 and [r["step"] for r in state["log_history"] if "loss" in r] == [5, 7]
+    assert "step    7 | loss" in printed and "step    8" not in printed  # step 7 finished and counted, no step 8
+
+
+def test_ctrl_c_during_an_evaluation_keeps_its_scores(stopped):
+    _, out, s = stopped
+    e, printed = s["eval"]
+    assert str(e).startswith("training stopped by SIGINT (Ctrl-C or a kernel interrupt) after step 15 of 30; saved checkpoint-15")
+    assert s["eval_ckpts"] == ["checkpoint-7", "checkpoint-10", "checkpoint-15"]
+    log = _log(out / "checkpoint-15" / "trainer_state.json")
+    assert [r["step"] for r in log if "eval_rouge-1" in r] == [15]
+    assert "resuming from checkpoint-7" in printed and "step   16" not in printed
+
+
+def test_sigterm_after_a_checkpoint_saves_the_interrupted_step(stopped):
+    _, out, s = stopped
+    e, _ = s["term"]
+    assert e.signal_number == 15
+    assert str(e).startswith(f"training stopped by SIGTERM after step 23 of 30; saved checkpoint-23 in {out}.")
+    assert s["term_ckpts"] == ["checkpoint-7", "checkpoint-10", "checkpoint-15", "checkpoint-20", "checkpoint-23"]
+
+
+def test_check_reports_the_damaged_checkpoint_before_any_model_loads(stopped):
+    _, out, s = stopped
+    rc, printed, err = s["check"]
+    assert rc == 0, err
+    size = (out / "checkpoint-23" / "adapter_model.safetensors").stat().st_size
+    assert ("resume: skipping checkpoint-23: adapter_model.safetensors is cut off: its header lists 294,912 bytes of "
+            f"tensors, the file holds {size - 8 - 3104:,}") in printed
+    assert f"resume: --resume latest would start from checkpoint-20 in {out}" in printed
+
+
+def test_resume_after_the_interrupts_gives_the_uninterrupted_adapter(stopped):
+    from safetensors.torch import load_file
+
+    ref_dir, out, s = stopped
+    rc, printed, err = s["final"]
+    assert rc == 0, err[-3000:]
+    assert "skipping checkpoint-23: adapter_model.safetensors is cut off" in printed
+    assert "resuming from checkpoint-20" in printed and "Traceback" not in err
+    a = load_file(str(ref_dir / "adapter" / "adapter_model.safetensors"))
+    b = load_file(str(out / "adapter" / "adapter_model.safetensors"))
+    assert a.keys() == b.keys() and max((a[k] - b[k]).abs().max().item() for k in a) <= 1e-6
+    assert [r["step"] for r in _log(out / "trainer_state.json") if "eval_rouge-1" in r] == [15, 30]
+
+
+def test_two_runs_one_folder_then_sigterm_from_outside(small_data, tmp_path, capsys):
+    """The issue's cases 3 and 1 through the real command line: a second `gluekit train` into the folder
+    of a running one is refused (the holder's pid and start time), then SIGTERM from outside, after
+    checkpoint-10, ends the first with a checkpoint of its step, exit status 143 and one clear line."""
+    from gluekit.runlock import read_record
+
+    out = tmp_path / "out"
+    proc = _start(small_data, out)
+    seen, steps = [], 0
+    for line in proc.stdout:  # LogPrinter's lines, every 5 steps
+        seen.append(line)
+        if line.startswith("step   10 | loss"):
+            break
+    record = read_record(out)
+    rc = main(["train", str(TINY), "--data-dir", str(small_data), *ARGS, "-o", f"training_args.output_dir={out}",
+               "--resume", "latest"])
+    err = capsys.readouterr().err
+    proc.send_signal(signal.SIGTERM)
+    rest, stderr = proc.communicate(timeout=300)
+    assert rc == 1 and record["pid"] == proc.pid
+    assert err == (f"gluekit train: 1 training problem(s):\n  - `training_args.output_dir`: {out} is in use by another run "
+                   f"(pid {proc.pid} on host {record['host']}, started {record['started']}). Wait for it to finish or stop it, "
+                   "or pick another output_dir.\n")
+    assert proc.returncode == 143, stderr[-3000:]
+    last = stderr.strip().splitlines()[-1]
+    steps = int(last.split(" after step ")[1].split(" ")[0])
+    assert last == (f"gluekit train: training stopped by SIGTERM after step {steps} of 30; saved checkpoint-{steps} in {out}. "
+                    "`gluekit train ... --resume latest` (in Python: resume=\"latest\") continues from it.")
+    assert 10 <= steps < 30 and "Traceback" not in stderr
+    assert [p.name for p in list_checkpoints(out)][-1] == f"checkpoint-{steps}"
+    assert "checkpoint-10" in [p.name for p in list_checkpoints(out)] or steps == 10
+    assert read_record(out) is None  # released on the way out
