@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .data import SpecialIds
 from .device import model_device
+from .tokens import SpecialIds
 from .fileio import atomic_write
 from .metrics import compute_metrics
 from .models import base_model, forward_accepts, is_native

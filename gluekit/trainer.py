@@ -17,7 +17,7 @@ from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments, TrainerCallba
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
 from .checkpoints import list_checkpoints
-from .data import IGNORE_INDEX
+from .tokens import IGNORE_INDEX
 from .errors import TrainingError
 from .evaluate import evaluate_rows
 from .loss import label_only_inputs, supports_label_only_logits
