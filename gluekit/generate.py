@@ -78,8 +78,10 @@ def merge_adapter(adapter: str | Path, out_dir: str | Path, model: str | None = 
     (``dtype="auto"``: bf16 for GLM-4-9B, about 17.5 GiB; the merged model keeps that dtype), plus
     the adapter. PEFT adds each layer's update into its weight in place, one weight-sized fp32
     delta at a time; nothing else is copied. Saving writes files of at most ``max_shard_size``:
-    from a GPU each file's tensors are copied to host memory while it is written (host peak: one
-    file, 2 GB by default); from the CPU they are written from where they are. The caller should
+    from a GPU each file's tensors are copied to host memory while it is written (host peak: about
+    one file, 2 GB by default). On the CPU the save's serialisation buffers come on top of the
+    loaded copy: the tiny GLM's merge peaks at 1.7x its weights' bytes (measured, peak RSS; see
+    tests/test_generate.py), under the two copies of a load-then-copy merge. The caller should
     hold no other copy of the model on that device meanwhile (notebook 12 releases the trained
     model first). ``report``: called with one line saying where the merge ran (e.g. ``print``).
     """

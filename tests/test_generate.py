@@ -95,10 +95,12 @@ print(json.dumps({"rise_bytes": (kib("VmHWM:") - before) * 1024, "report": lines
 
 
 def test_a_merge_holds_one_copy_of_the_weights(adapter, tmp_path):
-    """Peak RSS of a merge on the CPU, in a fresh process: about one copy of the checkpoint's weights
-    (measured 1.0-1.25x for the tiny GLM), not the two or three copies a float32 load of a bf16
-    checkpoint plus a full in-memory save would hold. glibc maps every block over 128 KiB
-    (MALLOC_MMAP_THRESHOLD_), so freed memory leaves RSS and the peak is the live bytes."""
+    """Peak RSS rise of a merge on the CPU, in a fresh process, against the checkpoint's weights: one
+    loaded copy (no float32 upcast, no second model) plus what save_pretrained holds while it
+    writes (measured 1.7x for the tiny GLM: 7.6 MB resident after load and merge, 16.3 MB at the
+    peak of the save, 9.8 MB of weights). Two full copies plus the save would pass 2.5x. glibc maps
+    every block over 128 KiB (MALLOC_MMAP_THRESHOLD_), so freed memory leaves RSS and the peak is
+    the live bytes."""
     import json
     import os
     import subprocess
@@ -113,7 +115,7 @@ def test_a_merge_holds_one_copy_of_the_weights(adapter, tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert out["report"] == ["merge runs on the CPU (float32)"]
-    assert 0.5 * weights < out["rise_bytes"] < 1.5 * weights, (out, weights)
+    assert 0.5 * weights < out["rise_bytes"] < 2.0 * weights, (out, weights)
 
 
 def test_a_merged_model_keeps_the_checkpoints_dtype(adapter, tmp_path):

@@ -139,7 +139,7 @@ class Session:
         what = "GLUEKIT_MODEL on the accelerator" if self.real else "the CPU stand-in"
         lines = [f"model: {self.model_name} | config: {self.config.path.name}, {steps} steps ({what}) | "
                  f"output_dir: {self.output_dir.as_posix()}",
-                 f"device: models {describe(self.device)}"]
+                 f"device: every model of the session {describe(self.device)}"]
         if self.note:
             lines.append(f"note: {self.note}")
         return "\n".join(lines)
@@ -179,7 +179,7 @@ class Session:
         peak = (memory or self.memory_plan()).applies.total
         facts = card_facts(self.device)
         if facts is None:
-            return (f"no CUDA card: models {self._where()}; the planned peak, {peak / GiB:.2f} GiB, "
+            return (f"no CUDA card: every model {self._where()}; the planned peak, {peak / GiB:.2f} GiB, "
                     "is host memory")
         bf16 = "bf16 supported" if facts["bf16"] else "NO bf16 (compute capability under 8.0: fp16 gives GLM-4 NaN losses)"
         fits = "fits" if peak <= facts["memory"] else "does NOT fit"
