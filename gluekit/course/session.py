@@ -28,7 +28,7 @@ MODEL_ENV = "GLUEKIT_MODEL"
 TRUST_ENV = "GLUEKIT_TRUST_REMOTE_CODE"
 """``1``: run the Python files that come with a remote-code model (the original glm-4-9b-chat)."""
 SHORT_STEPS = 100
-"""Steps of the CPU stand-in's training run: the loss falls from about 9 to under 2."""
+"""Steps of the CPU stand-in's training run: the logged loss falls from about 7 (steps 1-10) to under 2."""
 QUICKSTART_DIR = Path("runs") / "00_quickstart"
 """Notebook 00's output_dir, relative to the notebooks' folder (where their kernels run)."""
 
