@@ -61,7 +61,7 @@ def load_model(model: str | os.PathLike | None = None, trust_remote_code: bool =
         device_map = {"": dev}  # materialised on the device: no full copy in host memory first
     with quiet_progress():
         return AutoModelForCausalLM.from_pretrained(
-            path, trust_remote_code=trust_remote_code, dtype=dtype or default_dtype(), device_map=device_map,
+            path, trust_remote_code=trust_remote_code, dtype=dtype, device_map=device_map,
         )
 
 
