@@ -1,10 +1,10 @@
 """gluekit: learn and run GLM-4's ``lora.yaml`` with transformers, PEFT and Jupyter.
 
 Modules, in import order (each imports only those before it):
-``errors``, ``quiet``, ``fileio`` -> ``config`` (a package: schema, checks, rules, loader),
+``errors``, ``quiet``, ``fileio``, ``trackers``, ``doctor`` -> ``config`` (a package: schema, checks, rules, loader, draft),
 ``tokens``, ``checkpoints`` -> ``encoder`` -> ``data``; ``demo`` -> ``tiny`` -> ``models`` ->
 ``lora``, ``metrics``, ``plan``, ``memory``, ``loss``, ``packing`` -> ``evaluate`` -> ``trainer``
--> ``train`` -> ``generate`` -> ``cli``.
+-> ``train`` -> ``background``, ``generate`` -> ``cli``.
 At the edge, imported by none of them (``cli`` loads ``viz.training`` for ``gluekit plot`` only):
 ``gluekit.viz``, plotting and widgets, so that ``import gluekit`` needs no display; and
 ``gluekit.course``, the machinery the notebooks and tests use to show and check claims.

@@ -1,4 +1,4 @@
-"""The ``gluekit`` command: check, plan, train, chat, merge, plot, configs.
+"""The ``gluekit`` command: check, plan, train, chat, merge, plot, configs, doctor.
 
 With no ``--model`` the embedded tiny GLM runs; with no ``--data-dir`` the embedded demo data.
 ``gluekit train DATA_DIR MODEL CONFIG [RESUME]`` also accepts GLM-4's ``finetune.py`` order.
@@ -39,9 +39,11 @@ def cmd_check(args) -> int:
 
     data_dir = _data_dir(args)
     cfg = load_config(args.config, args.overrides, data_dir=data_dir, check_machine=True)
-    target_note = _check_targets(cfg, args.model, args.trust_remote_code)
+    model_lines, model_notes = _check_model(cfg, args.model, args.trust_remote_code)
     print(f"config {args.config}: OK")
-    for note in cfg.notes + ([target_note] if target_note else []):
+    for line in model_lines:
+        print(line)
+    for note in cfg.notes + model_notes:
         print(f"note: {note}")
     tok = load_tokenizer(args.model, args.trust_remote_code)
     data = prepare_data(cfg, data_dir, tok, on_empty="raise" if args.strict else "drop")
@@ -55,36 +57,54 @@ def cmd_check(args) -> int:
     return 0
 
 
-def _check_targets(cfg, model, trust_remote_code: bool) -> str | None:
-    """LoRA ``target_modules`` against the model's layer names, on a meta-device copy (no weights).
+def _check_model(cfg, model, trust_remote_code: bool) -> tuple[list[str], list[str]]:
+    """Which GLM-4 family ``model`` is and what that means for the config: ``(lines, notes)``.
 
-    Raises :class:`ConfigError` when a name matches nothing; returns resolve_targets' note (or a
-    note saying why the check was skipped).
+    Reads config.json and the tokenizer files as text (:func:`gluekit.families.inspect_model`;
+    no weights, no code from the folder), says what a remote-code folder needs
+    (:func:`gluekit.remote_code.diagnosis`: a :class:`GluekitError` when it cannot load as asked),
+    then checks LoRA ``target_modules`` against the model's layer names on a meta-device copy and
+    gives both q/k/v parameter counts. A target that matches nothing raises the config's
+    :class:`ConfigError`; a model whose shape cannot be built skips the check with a note.
     """
     from .errors import ConfigError
+    from .families import inspect_model, shape_config
+    from .remote_code import diagnosis
 
-    pc = cfg.peft_config or {}
-    tm = pc.get("target_modules")
-    if pc.get("peft_type") != "LORA" or tm is None or tm == "all-linear":
-        return None
+    info = inspect_model(model)
+    if info.family is None:
+        raise GluekitError(info.summary())
+    problems, notes = diagnosis(info, trust_remote_code)
+    if problems:
+        raise GluekitError(problems)
+    lines = [info.summary()]
+    peft = cfg.peft_config_object()
+    if peft is None or (cfg.peft_config or {}).get("peft_type") != "LORA":
+        return lines, notes
     try:
-        from transformers import AutoConfig
-
-        from .models import meta_model, model_path
+        from .models import meta_model
         from .quiet import quiet_progress
 
         with quiet_progress():
-            conf = AutoConfig.from_pretrained(model_path(model), trust_remote_code=trust_remote_code)
-            net = meta_model(conf, trust_remote_code=trust_remote_code)
-    except Exception as e:  # no network, remote code refused ...: the check is skipped, not failed
+            net = meta_model(shape_config(info))
+    except Exception as e:  # a shape transformers cannot build here: the check is skipped, not failed
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        return f"peft_config.target_modules not checked against the model ({first})."
-    from .lora import resolve_targets
+        return lines, notes + [f"peft_config.target_modules not checked against the model ({first})."]
+    from .lora import qkv_counts, resolve_targets
 
+    tm = cfg.peft_config.get("target_modules")
     try:
-        return resolve_targets(net, tm).note
+        res = resolve_targets(net, tm, peft.r)
     except ConfigError as e:
         raise _in_config_file(cfg, e) from None
+    trains = res.target_modules if isinstance(res.target_modules, list) else [str(res.target_modules)]
+    lines.append(f"  lora.yaml: target_modules {tm} trains {', '.join(trains)} here; this family names q, k and v "
+                 f"{', '.join(info.family.qkv_targets)}.")
+    counts = qkv_counts(net, peft.r)
+    if counts:
+        lines.append(f"  at r={peft.r}, LoRA on q/k/v trains {counts[0]:,d} parameters as three adapters (q_proj, k_proj, "
+                     f"v_proj) and {counts[1]:,d} as one on the fused query_key_value (remote code).")
+    return lines, notes + ([res.note] if res.note else [])
 
 
 def _in_config_file(cfg, e):
@@ -234,6 +254,14 @@ def cmd_configs(args) -> int:
     return 0
 
 
+def cmd_doctor(args) -> int:
+    from .doctor import diagnose
+
+    report = diagnose()
+    print(json.dumps(report.to_dict(), indent=2) if args.json else report.text())
+    return 0 if report.ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gluekit", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -261,8 +289,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--full", action="store_true", help="with --json: include the LR of every step")
     p.add_argument("--model", default=None,
-                   help="model whose peak memory to estimate: glm-4-9b (GLM-4-9B-chat's shape), a local folder with "
-                        "config.json, or nothing for the embedded tiny GLM; no weights are loaded")
+                   help="model whose peak memory to estimate: a GLM-4-9B shape by name (glm-4-9b / glm-4-9b-chat-hf, "
+                        "glm-4-9b-0414, glm-4-9b-chat for the remote-code model), a local folder with config.json, or "
+                        "nothing for the embedded tiny GLM; no weights are loaded")
     p.add_argument("--dtype", default=None, choices=["bfloat16", "float16", "float32"],
                    help="load dtype of the weights (default: float32 for the tiny GLM on CPU, bfloat16 otherwise)")
     p.set_defaults(func=cmd_plan)
@@ -298,6 +327,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("configs", help="list the configs shipped with gluekit: name, what it is for, path")
     p.set_defaults(func=cmd_configs)
+
+    p = sub.add_parser("doctor", help="installed versions against the tested ones (requirements/lock.txt), the device "
+                                      "and bf16; exit 1 listing each problem with its fix")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_doctor)
     return parser
 
 

@@ -1,9 +1,11 @@
 """LoRA on GLM-4 with PEFT: target-module names, the scaling factor, parameter accounting.
 
 GLM-4-9B-chat's remote code fuses q, k and v into one ``query_key_value`` layer; transformers'
-native GLM classes (``glm-4-9b-chat-hf``) keep ``q_proj``/``k_proj``/``v_proj``. The seed
-``lora.yaml`` names the fused layer, which matches nothing in a native model: :func:`resolve_targets`
-maps it and says so.
+native GLM classes (``glm-4-9b-chat-hf``, GLM-4-9B-0414) keep ``q_proj``/``k_proj``/``v_proj``. The
+seed ``lora.yaml`` names the fused layer, which matches nothing in a native model; the current
+official one names q/k/v, which match nothing in the remote-code model. :func:`resolve_targets`
+maps either naming onto the other model and says so, with both parameter counts when it knows ``r``
+(GLM-4-9B at r=8: 5,406,720 as three adapters, 2,785,280 as one on the fused layer).
 """
 from __future__ import annotations
 
@@ -20,6 +22,9 @@ REMOTE_TO_NATIVE = {
     "dense_h_to_4h": ["gate_up_proj"],
     "dense_4h_to_h": ["down_proj"],
 }
+# The other way: native names -> the remote-code model's. q, k and v map only together (one fused layer).
+QKV = ("q_proj", "k_proj", "v_proj")
+NATIVE_TO_REMOTE = {"o_proj": "dense", "gate_up_proj": "dense_h_to_4h", "down_proj": "dense_4h_to_h"}
 
 
 def lora_scaling(r: int, lora_alpha: float, use_rslora: bool = False) -> float:
@@ -45,35 +50,92 @@ class TargetResolution:
     mapped: dict[str, list[str]] | None = None
 
 
-def resolve_targets(model, target_modules) -> TargetResolution:
-    """Check ``peft_config.target_modules`` against the model; map remote-code GLM-4 names to native ones.
+def qkv_counts(model, r: int) -> tuple[int, int] | None:
+    """LoRA parameters at rank ``r`` on q, k and v: ``(three separate adapters, one on the fused layer)``.
 
+    Read from the model's own layers, native (``q_proj``...) or remote-code (``query_key_value``):
+    per layer r x (in + out) for each adapter, so separate = r (3 h + out_qkv), fused = r (h + out_qkv).
+    None when the model has neither naming.
+    """
+    import torch
+
+    layers = {}
+    for name, m in model.named_modules():
+        leaf = name.rsplit(".", 1)[-1]
+        if isinstance(m, torch.nn.Linear) and (leaf in QKV or leaf == "query_key_value"):
+            layers.setdefault(name.rsplit(".", 1)[0], []).append(m)
+    if not layers:
+        return None
+    separate = fused = 0
+    for mods in layers.values():
+        width, out = mods[0].in_features, sum(m.out_features for m in mods)
+        separate += r * (3 * width + out)
+        fused += r * (width + out)
+    return separate, fused
+
+
+def resolve_targets(model, target_modules, r: int | None = None) -> TargetResolution:
+    """Check ``peft_config.target_modules`` against the model; map one GLM-4 naming onto the other.
+
+    Remote-code names (``query_key_value``, ``dense``, ``dense_h_to_4h``, ``dense_4h_to_h``) on a native
+    model become ``q_proj, k_proj, v_proj``, ``o_proj``, ``gate_up_proj``, ``down_proj``; on the remote-code
+    model the native names become the remote ones, q/k/v only all three together (one fused adapter).
+    The note says so; given ``r`` it also gives both q/k/v parameter counts (:func:`qkv_counts`).
     Raises :class:`ConfigError` listing the model's linear layers when a name matches nothing.
     """
     if target_modules is None or target_modules == "all-linear":
         return TargetResolution(target_modules)
     wanted = [target_modules] if isinstance(target_modules, str) else list(target_modules)
     present = set(linear_names(model))
-    out, mapped, missing = [], {}, []
+    out, mapped, missing, partial = [], {}, [], []
+    fused = "query_key_value" in present and not set(QKV) & present
+    qkv_wanted = [n for n in QKV if n in wanted]
     for name in wanted:
         if name in present:
             out.append(name)
         elif name in REMOTE_TO_NATIVE and all(n in present for n in REMOTE_TO_NATIVE[name]):
             mapped[name] = REMOTE_TO_NATIVE[name]
             out += REMOTE_TO_NATIVE[name]
+        elif fused and name in QKV:
+            if len(qkv_wanted) < 3:
+                partial.append(name)
+            elif name == qkv_wanted[0]:
+                mapped[", ".join(QKV)] = ["query_key_value"]
+                out.append("query_key_value")
+        elif name in NATIVE_TO_REMOTE and NATIVE_TO_REMOTE[name] in present:
+            mapped[name] = [NATIVE_TO_REMOTE[name]]
+            out.append(NATIVE_TO_REMOTE[name])
         else:
             missing.append(name)
+    problems = []
+    if partial:
+        problems.append(f"`peft_config.target_modules`: {partial} name part of this remote-code model's fused query_key_value "
+                        f"layer, got {wanted}. One adapter on query_key_value trains q, k and v together: write "
+                        "[query_key_value] (or all three of q_proj, k_proj, v_proj).")
     if missing:
-        raise ConfigError(
-            f"`peft_config.target_modules`: {missing} match no layer of this model. "
-            f"Its linear layers are: {', '.join(sorted(present))} (or use \"all-linear\")."
-        )
-    note = None
-    if mapped:
-        pairs = "; ".join(f"{k} -> {', '.join(v)}" for k, v in mapped.items())
-        note = (f"target_modules: this is a native GLM model, so the remote-code names were mapped ({pairs}). "
-                "Separate q/k/v adapters train more parameters than one adapter on the fused layer.")
-    return TargetResolution(list(dict.fromkeys(out)), note, mapped or None)
+        problems.append(f"`peft_config.target_modules`: {missing} match no layer of this model. "
+                        f"Its linear layers are: {', '.join(sorted(present))} (or use \"all-linear\").")
+    if problems:
+        raise ConfigError(problems)
+    return TargetResolution(list(dict.fromkeys(out)), _mapping_note(model, mapped, fused, r), mapped or None)
+
+
+def _mapping_note(model, mapped: dict, fused: bool, r: int | None) -> str | None:
+    if not mapped:
+        return None
+    pairs = "; ".join(f"{k} -> {', '.join(v)}" for k, v in mapped.items())
+    counts = qkv_counts(model, r) if r and ("query_key_value" in mapped or ", ".join(QKV) in mapped) else None
+    if fused:
+        note = f"target_modules: this is the remote-code GLM-4 model (q, k and v fused), so the native names were mapped ({pairs})."
+        if counts:
+            return (f"{note} At r={r} that is ONE adapter on the fused layer: {counts[1]:,d} trainable parameters; "
+                    f"three separate q/k/v adapters on a native model would have {counts[0]:,d}.")
+        return note + " One adapter on the fused layer trains fewer parameters than separate q/k/v adapters."
+    note = f"target_modules: this is a native GLM model, so the remote-code names were mapped ({pairs})."
+    if counts:
+        return (f"{note} At r={r} that is three adapters: {counts[0]:,d} trainable parameters; "
+                f"the remote-code model's one fused query_key_value adapter has {counts[1]:,d}.")
+    return note + " Separate q/k/v adapters train more parameters than one adapter on the fused layer."
 
 
 def count_parameters(model) -> tuple[int, int]:
@@ -102,7 +164,7 @@ def apply_peft(model, peft_config, *, verbose: bool = True):
     peft_config = copy.deepcopy(peft_config)
     note = None
     if isinstance(peft_config, LoraConfig):
-        res = resolve_targets(model, peft_config.target_modules)
+        res = resolve_targets(model, peft_config.target_modules, peft_config.r)
         note = res.note
         if res.mapped:
             peft_config.target_modules = set(res.target_modules)

@@ -244,35 +244,26 @@ def peak_memory(model_config, trainables: Trainables, *, batch: int, seq_len: in
 
 # ---------------------------------------------------------------- from a config file
 
-GLM4_9B_NAMES = ("glm-4-9b", "glm-4-9b-chat", "glm-4-9b-chat-hf", "glm4-9b", "THUDM/glm-4-9b-chat", "THUDM/glm-4-9b-chat-hf",
-                 "zai-org/glm-4-9b-chat-hf")
-
-
 def model_config_for(model: str | None = None):
-    """The model's config without weights: the tiny GLM (None), GLM-4-9B's shape (``glm-4-9b``), or a folder's config.json.
+    """The model's config without weights: the tiny GLM (None), a GLM-4-9B shape by name, or a folder's config.json.
 
-    A remote-code GLM-4 config.json (``model_type: chatglm``) is read as the same shape in
-    transformers' native GLM (the -hf model).
+    Names (:attr:`gluekit.families.Family.plan_names`): ``glm-4-9b`` / ``glm-4-9b-chat-hf`` (``GlmForCausalLM``),
+    ``glm-4-9b-0414`` (``Glm4ForCausalLM``), ``glm-4-9b-chat`` (the remote-code model: its module tree,
+    ``query_key_value`` ...). A folder is read by :func:`gluekit.families.shape_config` (a remote-code
+    config.json as text, never its code).
     """
-    from .models import glm4_9b_config, model_path
+    from .errors import GluekitError
+    from .families import FAMILIES, family_by_name, inspect_model, shape_config
 
-    if model is not None and str(model) in GLM4_9B_NAMES:
-        return glm4_9b_config()
-    path = Path(model_path(model))
-    if not (path / "config.json").is_file():
-        raise FileNotFoundError(f"model {model!r}: no config.json in {path}. Give a local model folder, or glm-4-9b for "
-                                "GLM-4-9B-chat's shape.")
-    raw = json.loads((path / "config.json").read_text(encoding="utf-8"))
-    if raw.get("model_type") == "chatglm":
-        from transformers import GlmConfig
-
-        return GlmConfig(vocab_size=raw["padded_vocab_size"], hidden_size=raw["hidden_size"],
-                         intermediate_size=raw["ffn_hidden_size"], num_hidden_layers=raw["num_layers"],
-                         num_attention_heads=raw["num_attention_heads"], num_key_value_heads=raw["multi_query_group_num"],
-                         head_dim=raw["kv_channels"], tie_word_embeddings=False)
-    from transformers import AutoConfig
-
-    return AutoConfig.from_pretrained(str(path))
+    family = family_by_name(model) if model is not None else None
+    if family is not None:
+        return family.config_9b()
+    try:
+        info = inspect_model(model)
+    except GluekitError as e:
+        names = ", ".join(f.plan_names[0] if f.key != "glm" else "glm-4-9b-chat-hf" for f in FAMILIES.values())
+        raise GluekitError(f"{e.problems[0]} A GLM-4-9B shape can also be named: {names}.") from None
+    return shape_config(info)
 
 
 def zero_stage_of(cfg) -> int:
@@ -362,7 +353,7 @@ def plan_memory(cfg, model_config=None, *, dtype: str, model_name: str = "tiny G
     if model_config is None:
         model_config = model_config_for(None)
     trainables = count_trainables(model_config, cfg.peft_config_object())
-    args = cfg.training_arguments(portable=True)
+    args = cfg.training_arguments(portable=True)  # a laptop without DeepSpeed plans a cluster run too
     batch = args.per_device_train_batch_size
     ckpt = bool(args.gradient_checkpointing or args.activation_checkpointing)
     stage = zero_stage_of(cfg)

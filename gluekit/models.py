@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .errors import GluekitError
+from .families import MODULE_TREE_KEY
 from .quiet import quiet_progress
 
 TINY = "tiny"  # the name that selects the embedded model
@@ -24,9 +26,18 @@ def model_path(model: str | os.PathLike | None) -> str:
 
 
 def load_tokenizer(model: str | os.PathLike | None = None, trust_remote_code: bool = False):
+    """The model's tokenizer. THUDM's remote ``ChatGLM4Tokenizer`` is checked first and, with
+    ``trust_remote_code``, patched for transformers 5 (:mod:`gluekit.remote_code`)."""
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(model_path(model), trust_remote_code=trust_remote_code)
+    from .remote_code import prepare_tokenizer, tokenizer_problems
+
+    path = model_path(model)
+    problems = tokenizer_problems(path, trust_remote_code)
+    if problems:
+        raise GluekitError(problems)
+    return prepare_tokenizer(AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code), path,
+                             trust_remote_code)
 
 
 def default_dtype():
@@ -42,7 +53,9 @@ def load_model(model: str | os.PathLike | None = None, trust_remote_code: bool =
     """``AutoModelForCausalLM.from_pretrained`` with gluekit's defaults.
 
     ``trust_remote_code`` stays off unless asked: it runs Python files that come with the
-    weights. The original ``THUDM/glm-4-9b-chat`` needs it; ``glm-4-9b-chat-hf`` does not.
+    weights. The original ``THUDM/glm-4-9b-chat`` needs it; ``glm-4-9b-chat-hf`` does not. For that
+    remote-code folder gluekit says what fails without it, and applies its compatibility shim with it
+    (:func:`gluekit.remote_code.model_load_kwargs`).
     ``device``: where the weights go, loaded straight there (default :func:`gluekit.device.accelerator`:
     the GPU when there is one, else the CPU); ``dtype`` defaults to that device's
     (:func:`gluekit.device.dtype_for`). An explicit ``device_map`` (accelerate's, e.g. ``"auto"``)
@@ -51,6 +64,7 @@ def load_model(model: str | os.PathLike | None = None, trust_remote_code: bool =
     from transformers import AutoModelForCausalLM
 
     from .device import accelerator, dtype_for
+    from .remote_code import model_load_kwargs
 
     path = model_path(model)
     if Path(path).exists() is False and "/" not in path:
@@ -59,9 +73,10 @@ def load_model(model: str | os.PathLike | None = None, trust_remote_code: bool =
     dtype = dtype or dtype_for(dev)
     if device_map is None and dev.type != "cpu" and not _deepspeed_zero3():
         device_map = {"": dev}  # materialised on the device: no full copy in host memory first
+    extra = model_load_kwargs(path, trust_remote_code)  # {} unless remote-code GLM-4
     with quiet_progress():
         return AutoModelForCausalLM.from_pretrained(
-            path, trust_remote_code=trust_remote_code, dtype=dtype, device_map=device_map,
+            path, trust_remote_code=trust_remote_code, dtype=dtype, device_map=device_map, **extra,
         )
 
 
@@ -108,11 +123,14 @@ def meta_model(config=None, trust_remote_code: bool = False):
 
     Real module tree and shapes, no memory and no weights: what parameter counts, LoRA target
     checks and PEFT's injection (:func:`gluekit.lora.with_adapters`) need. ``trust_remote_code``
-    runs the model code that comes with a remote-code config.
+    runs the model code that comes with a remote-code config. A config marked as the remote-code
+    tree (:func:`gluekit.families.shape_config`) gives :func:`remote_code_skeleton` of its shape.
     """
     import torch
     from transformers import AutoModelForCausalLM
 
+    if getattr(config, MODULE_TREE_KEY, None) == "chatglm":
+        return remote_code_skeleton(config)
     with torch.device("meta"):
         return AutoModelForCausalLM.from_config(config or glm4_9b_config(), trust_remote_code=trust_remote_code)
 

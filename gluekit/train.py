@@ -8,6 +8,7 @@ resuming) and :mod:`gluekit.trainer` (the Trainer, its callbacks and its batches
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -17,6 +18,7 @@ from .config import FinetuneConfig, apply_overrides, load_config, validate
 from .data import LengthReport, build_eval_rows, build_train_dataset, data_file, read_jsonl
 from .errors import ConfigError, DataError, GluekitError, TrainingError
 from .fileio import write_json
+from .tracking import swanlab_callbacks, swanlab_environment
 
 # ---------------------------------------------------------------- the config of a run
 
@@ -160,7 +162,10 @@ def train(config: str | Path | FinetuneConfig, data_dir: str | Path, model: str 
         net, note = apply_peft(net, peft_config, verbose=print_logs)
         if print_logs:
             net.print_trainable_parameters()
-    # 5) the Trainer; from a checkpoint it restores optimizer, scheduler, RNG state and data position
+    # 5) the Trainer; from a checkpoint it restores optimizer, scheduler, RNG state and data position.
+    #    GLM-4's `swanlab:` key: the reference's environment, and SwanLab's own callback where installed.
+    os.environ.update(swanlab_environment(cfg.swanlab))
+    callbacks = swanlab_callbacks(cfg.swanlab) + list(callbacks or [])
     trainer = build_trainer(cfg, net, tokenizer, data, print_logs, callbacks, args=args)
     if checkpoint is not None and print_logs:
         print(f"resuming from {checkpoint.name}")

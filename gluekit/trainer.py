@@ -22,6 +22,7 @@ from .errors import TrainingError
 from .evaluate import evaluate_rows
 from .loss import label_only_inputs, supports_label_only_logits
 from .packing import PackCollator, packing_problem
+from .trackers import tracker_callbacks
 
 # ---------------------------------------------------------------- batches
 
@@ -218,11 +219,12 @@ def build_trainer(cfg, model, tokenizer, data, print_logs: bool = True, callback
     when not given. ``callbacks`` (instances or classes) come after gluekit's own.
     """
     args = args if args is not None else trainer_arguments(cfg, model)
+    trackers = tracker_callbacks(args)  # report_to: swanlab >= 0.8 runs through its own callback
     trainer = GenerationEvalTrainer(
         model=model, args=args, train_dataset=data.train,
         eval_dataset=data.eval_rows or None, eval_rows=data.eval_rows,
         data_collator=train_collator(cfg, model, tokenizer), processing_class=tokenizer,
-        callbacks=[NanGuard()] + ([LogPrinter()] if print_logs else []),
+        callbacks=[NanGuard()] + ([LogPrinter()] if print_logs else []) + trackers,
     )
     # LogPrinter's short lines replace the raw dicts the Trainer prints with tqdm off; print_logs=False
     # prints neither. The caller's callbacks come after, so a PrinterCallback among them stays.

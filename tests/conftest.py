@@ -25,3 +25,25 @@ def demo_dir():
 @pytest.fixture
 def configs():
     return os.path.join(REPO, "configs")
+
+
+# Tiny instances of the GLM-4 families other than the embedded one (tests/tiny_families.py), built once.
+@pytest.fixture(scope="session")
+def tiny_glm4_dir(tmp_path_factory):
+    from tiny_families import build_glm4
+
+    return build_glm4(tmp_path_factory.mktemp("glm4") / "tiny-glm4")
+
+
+@pytest.fixture(scope="session")
+def tiny_chatglm_dir(tmp_path_factory):
+    from tiny_families import build_chatglm
+
+    return build_chatglm(tmp_path_factory.mktemp("chatglm") / "tiny-chatglm")
+
+
+@pytest.fixture(scope="session")
+def family_data(tmp_path_factory):
+    from tiny_families import small_data
+
+    return small_data(tmp_path_factory.mktemp("family-data"))

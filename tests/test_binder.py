@@ -40,3 +40,20 @@ def test_binder_torch_is_the_cpu_build():
 def test_postbuild_installs_the_package():
     text = (ROOT / "binder" / "postBuild").read_text()
     assert "pip install --no-deps -e ." in text
+
+
+def test_no_jupyter_news_popup_in_lab_sh_and_binder():
+    """scripts/lab.sh and Binder start JupyterLab with the shipped settings that turn the news pop-up off
+    (tests/test_browser.py starts its server with lab.sh's flags and checks the pop-up is absent)."""
+    import json
+    import re
+
+    settings = ROOT / "scripts" / "lab-settings" / "overrides.json"
+    assert json.loads(settings.read_text()) == {
+        "@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False}}
+    lab = (ROOT / "scripts" / "lab.sh").read_text()
+    flags = [m.group(0) for m in re.finditer(r'--LabApp\.[\w.]+=("[^"]*"|[^\s)]+)', lab)]
+    assert flags == ['--LabApp.app_settings_dir="$PWD/scripts/lab-settings"', "--LabApp.news_url=None",
+                     "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+    post = (ROOT / "binder" / "postBuild").read_text()
+    assert "scripts/lab-settings/overrides.json" in post and "share/jupyter/lab/settings" in post

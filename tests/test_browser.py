@@ -47,6 +47,14 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 VIEWPORT = {"width": 1280, "height": 860}
 MAX_SCREENSHOT_HEIGHT = 16000  # Chromium's limit for one capture is about 16k px
 CJK = re.compile(r"[\u4e00-\u9fff]")
+# JupyterLab without its "Would you like to get notified about official Jupyter news?" pop-up, as
+# scripts/lab.sh starts it: the shipped settings default fetchNews/checkForUpdates to off
+# (the flags are read from lab.sh, so the two cannot differ)
+NO_NEWS = [m.group(0).replace("$PWD", str(ROOT)).replace('"', "")
+           for m in re.finditer(r'--LabApp\.[\w.]+=("[^"]*"|[^\s)]+)', (ROOT / "scripts" / "lab.sh").read_text())]
+NEWS_POPUP = "official Jupyter news"
+PANEL_NOTEBOOK = "16_control_panel.ipynb"  # driven by _drive_control_panel after Run All
+PANEL_SCREENSHOT = ROOT / "docs" / "screenshot-panel.png"
 # seconds a notebook may take from Run All Cells to the last prompt (the course asks < 2 min on 2 cores;
 # a training notebook on a busy CI machine needs the margin)
 RUN_TIMEOUT = float(os.environ.get("GLUEKIT_BROWSER_TIMEOUT", 600))
@@ -133,15 +141,13 @@ class Lab:
         env.update(JUPYTER_CONFIG_DIR=str(jupyter / "config"), JUPYTER_DATA_DIR=str(jupyter / "data"),
                    JUPYTER_RUNTIME_DIR=str(jupyter / "runtime"), TQDM_DISABLE="1", TOKENIZERS_PARALLELISM="false")
         settings = jupyter / "config" / "lab" / "user-settings" / "@jupyterlab"
-        # every cell in the DOM (the default leaves off-screen cells unpainted), no news pop-up
+        # every cell in the DOM (the default leaves off-screen cells unpainted)
         _write_json(settings / "notebook-extension" / "tracker.jupyterlab-settings", {"windowingMode": "none"})
-        _write_json(settings / "apputils-extension" / "notification.jupyterlab-settings",
-                    {"fetchNews": "false", "checkForUpdates": False})
         self.port, self.token = _free_port(), secrets.token_hex(16)
         self.url = f"http://127.0.0.1:{self.port}"
         cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={self.port}",
                "--ServerApp.port_retries=0", f"--IdentityProvider.token={self.token}",
-               f"--ServerApp.root_dir={self.root}", "--ServerApp.terminals_enabled=False"]
+               f"--ServerApp.root_dir={self.root}", "--ServerApp.terminals_enabled=False", *NO_NEWS]
         if os.geteuid() == 0:
             cmd.append("--allow-root")
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -497,6 +503,63 @@ def _screenshots(page, stem: str) -> list[Path]:
     return [top, full]
 
 
+def _drive_control_panel(page, report: dict) -> list[str]:
+    """Notebook 16's panel as a learner uses it: type max_steps, see the plan change, train, chat.
+
+    Returns problems (empty: every step worked); timings and texts go to ``report["panel"]``.
+    """
+    out = report.setdefault("panel", {})
+    box = page.locator(f"{PANEL} .gluekit-panel").first
+    plan = box.locator(".gluekit-panel-plan")
+    status = box.locator(".gluekit-panel-status")
+    t0 = time.monotonic()
+    try:
+        box.scroll_into_view_if_needed()
+        before = plan.inner_text()
+        # a short run: 6 steps, a loss every 2, no evaluation (generating replies is what takes time)
+        for field, value in (("training_args.max_steps", "6"), ("training_args.logging_steps", "2"),
+                             ("training_args.eval_strategy", "no"), ("data_config.test_file", "null")):
+            # the Text widget sends every keystroke: the panel checks and plans again each time
+            box.locator(f".widget-text:has(label:text-is('{field}')) input").fill(value)
+        page.wait_for_function("([el, old]) => el.innerText !== old && el.innerText.includes('max_steps 6,')"
+                               " && el.innerText.includes('evaluate at: never')",
+                               arg=[plan.element_handle(), before], timeout=30_000)
+        out["plan_before"] = before.splitlines()[1:5]
+        out["plan_after"] = plan.inner_text().splitlines()[1:5]
+        out["plan_s"] = round(time.monotonic() - t0, 1)
+        box.locator("button", has_text="Start training").click()
+        status.locator("text=/done: \\d+ steps|stopped after|problem|Error/").wait_for(timeout=RUN_TIMEOUT * 1000)
+        out["status"] = status.inner_text()
+        out["train_s"] = round(time.monotonic() - t0 - out["plan_s"], 1)
+        if not re.match(r"done: 6 steps, last logged loss \d", out["status"]):
+            return [f"the control panel's run did not finish with a loss: {out['status'][:500]}"]
+        chart = box.locator("img.widget-image").first  # the live loss chart (ipywidgets' Image: a blob: URL)
+        if not chart.evaluate("img => img.complete && img.naturalWidth > 300"):
+            return ["the control panel shows no loss chart after training"]
+        chat = box.locator(".widget-text:has(label:text-is('you')) input")
+        chat.fill("成都在哪个省?")
+        chat.press("Enter")
+        reply = box.locator(".gluekit-panel-chat")
+        reply.locator("text=/glm>/").wait_for(timeout=60_000)
+        out["chat"] = reply.inner_text()
+        # the whole panel in one capture: a viewport as tall as the panel (the notebook scrolls inside
+        # its own element, so a capture of a taller element would show the lab's chrome over it)
+        size = page.viewport_size
+        tall = min(int(box.bounding_box()["height"]) + 300, MAX_SCREENSHOT_HEIGHT)
+        page.set_viewport_size({"width": size["width"], "height": max(tall, size["height"])})
+        try:
+            box.scroll_into_view_if_needed()
+            _wait_images(page)
+            box.screenshot(path=str(ARTIFACTS / f"browser-{Path(PANEL_NOTEBOOK).stem}-panel.png"))
+        finally:
+            page.set_viewport_size(size)
+        out["total_s"] = round(time.monotonic() - t0, 1)
+    except Exception as e:  # noqa: BLE001 (a timeout: say where, with what the page shows)
+        shown = status.inner_text() if status.count() else "no status"
+        return [f"driving the control panel failed ({type(e).__name__}: {str(e).splitlines()[0][:300]}); status: {shown[:300]}"]
+    return []
+
+
 # ------------------------------------------------------------------ the test
 
 @pytest.mark.parametrize("name", selected_notebooks())
@@ -554,6 +617,11 @@ def test_notebook_runs_in_jupyterlab(name, lab, browser, cjk_families):
                 errors.append("the notebook has widgets but none rendered (.jupyter-widgets missing); "
                               f"widget outputs on the page: {shown}")
 
+        if page.get_by_text(NEWS_POPUP).count():
+            errors.append(f"JupyterLab shows its news pop-up ({NEWS_POPUP!r}): see NO_NEWS and scripts/lab.sh")
+        if name == PANEL_NOTEBOOK:
+            errors += _drive_control_panel(page, report)
+
         cdp = context.new_cdp_session(page)
         cdp.send("DOM.enable")
         cdp.send("CSS.enable")
@@ -589,6 +657,8 @@ def test_notebook_runs_in_jupyterlab(name, lab, browser, cjk_families):
     if os.environ.get("GLUEKIT_UPDATE_SCREENSHOT") == "1" and name == first:
         DOCS_SCREENSHOT.parent.mkdir(exist_ok=True)
         shutil.copyfile(ARTIFACTS / f"browser-{path.stem}-top.png", DOCS_SCREENSHOT)
+    if os.environ.get("GLUEKIT_UPDATE_SCREENSHOT") == "1" and name == PANEL_NOTEBOOK:
+        shutil.copyfile(ARTIFACTS / f"browser-{path.stem}-panel.png", PANEL_SCREENSHOT)
 
 
 def test_selection_covers_first_last_and_widget_notebooks():

@@ -10,7 +10,7 @@ from gluekit.cli import main
 from gluekit.config import files, shipped_config, shipped_configs
 
 REPO = Path(__file__).resolve().parent.parent
-SHIPPED = ["ds_zero_2.json", "ds_zero_3.json", "lora.yaml", "ptuning_v2.yaml", "sft.yaml", "tiny.yaml"]
+SHIPPED = ["ds_zero_2.json", "ds_zero_3.json", "lora-0414.yaml", "lora.yaml", "ptuning_v2.yaml", "sft.yaml", "tiny.yaml"]
 
 
 def test_repository_configs_folder_is_the_package_data():
@@ -173,3 +173,35 @@ def test_plan_runs_without_deepspeed_and_check_says_this_machine_cannot(tmp_path
     err = capsys.readouterr().err
     assert err == ("gluekit check: 1 config problem(s) in sft.yaml:\n  - sft.yaml:31: `training_args.deepspeed`: is set but the "
                    "deepspeed package is not installed. `pip install deepspeed` on a CUDA machine, or remove the key.\n")
+
+
+CURRENT = Path(os.environ.get("GLUEKIT_SHARED", REPO.parent / "shared")) / "reference" / "glm4-finetune-current"
+
+
+def test_current_official_configs_unchanged_from_the_references_layout(tmp_path, monkeypatch, capsys, family_data):
+    """GLM-4's current lora.yaml / sft.yaml, verbatim, started the reference's way: from a folder holding
+    configs/ with the DeepSpeed files (skips without ../shared)."""
+    if not CURRENT.is_dir():
+        pytest.skip(f"{CURRENT} not present")
+    (tmp_path / "configs").mkdir()
+    for name in ("lora.yaml", "sft.yaml", "ds_zero_2.json", "ds_zero_3.json"):
+        (tmp_path / "configs" / name).write_bytes((CURRENT / name).read_bytes())
+    monkeypatch.chdir(tmp_path)
+    for name, ds in (("lora.yaml", "ds_zero_2.json"), ("sft.yaml", "ds_zero_3.json")):
+        cfg = load_config(f"configs/{name}")
+        assert cfg.deepspeed_path() == Path("configs") / ds  # the working folder first, as the reference
+    # shipped lora-0414.yaml is the same file with a header comment
+    shipped = shipped_config("lora-0414.yaml").read_text(encoding="utf-8")
+    assert shipped.endswith((CURRENT / "lora.yaml").read_text(encoding="utf-8"))
+    # a machine without DeepSpeed: check says so (not "file not found"), plan still plans
+    monkeypatch.setattr(files, "deepspeed_installed", lambda: False)
+    assert main(["check", "configs/lora.yaml", "--data-dir", str(family_data)]) == 1
+    assert capsys.readouterr().err == (
+        "gluekit check: 1 config problem(s) in lora.yaml:\n  - lora.yaml:45: `training_args.deepspeed`: is set but the "
+        "deepspeed package is not installed. `pip install deepspeed` on a CUDA machine, or remove the key.\n")
+    assert main(["check", "configs/lora.yaml", "--data-dir", str(family_data), "-o", "training_args.deepspeed=null"]) == 0
+    assert "config configs/lora.yaml: OK" in capsys.readouterr().out
+    assert main(["plan", "configs/lora.yaml", "--model", "glm-4-9b-0414"]) == 0
+    out = capsys.readouterr().out
+    assert "peak memory per device (glm-4-9b-0414, bfloat16 weights, ZeRO-2 over 1 devices" in out
+    assert "LORA: 5,406,720 of 9,400,279,040 parameters trained" in out

@@ -37,6 +37,26 @@ def test_seed_target_name_maps_to_native_names(glm9b):
     assert resolve_targets(glm9b, "all-linear").note is None
 
 
+def test_native_names_map_onto_the_fused_remote_model_with_both_counts(glm9b):
+    remote = remote_code_skeleton()
+    res = resolve_targets(remote, ["q_proj", "k_proj", "v_proj", "o_proj"], 8)
+    assert res.target_modules == ["query_key_value", "dense"]
+    assert res.note == (
+        "target_modules: this is the remote-code GLM-4 model (q, k and v fused), so the native names were mapped "
+        "(q_proj, k_proj, v_proj -> query_key_value; o_proj -> dense). At r=8 that is ONE adapter on the fused layer: "
+        "2,785,280 trainable parameters; three separate q/k/v adapters on a native model would have 5,406,720.")
+    assert resolve_targets(glm9b, ["query_key_value"], 8).note == (
+        "target_modules: this is a native GLM model, so the remote-code names were mapped (query_key_value -> q_proj, "
+        "k_proj, v_proj). At r=8 that is three adapters: 5,406,720 trainable parameters; the remote-code model's one "
+        "fused query_key_value adapter has 2,785,280.")
+    with pytest.raises(ConfigError) as e:  # q and v alone cannot be one adapter on the fused layer
+        resolve_targets(remote, ["q_proj", "v_proj"])
+    assert e.value.problems == [
+        "`peft_config.target_modules`: ['q_proj', 'v_proj'] name part of this remote-code model's fused query_key_value "
+        "layer, got ['q_proj', 'v_proj']. One adapter on query_key_value trains q, k and v together: write "
+        "[query_key_value] (or all three of q_proj, k_proj, v_proj)."]
+
+
 def test_unknown_target_lists_the_linear_layers(glm9b):
     with pytest.raises(ConfigError) as e:
         resolve_targets(glm9b, ["qkv_proj"])

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from .checks import did_you_mean
 from .files import ShippedConfig, find_config, shipped_config, shipped_configs
-from .loader import apply_overrides, load_config, parse_scalar
+from .loader import apply_overrides, load_config, load_config_text, parse_scalar
 from .rules import RULES, validate
 from .schema import (
     DATA_CONFIG_KEYS, DEFAULT_OUTPUT_DIR, DEVICE_DEPENDENT_ARGS, TOP_LEVEL_KEYS, DataConfig, FinetuneConfig,
@@ -28,7 +28,7 @@ from .schema import (
 from .training_rules import EVAL_METRICS, LOG_LEVELS, REMOVED_HINTS, REMOVED_TRAINING_ARGS, TRAINING_ARGS_RULES
 
 __all__ = [
-    "load_config", "validate", "parse_scalar", "apply_overrides", "did_you_mean", "DataConfig", "FinetuneConfig",
+    "load_config", "load_config_text", "validate", "parse_scalar", "apply_overrides", "did_you_mean", "DataConfig", "FinetuneConfig",
     "shipped_config", "shipped_configs", "ShippedConfig", "find_config", "trainer_default", "RULES",
     "TRAINING_ARGS_RULES", "TOP_LEVEL_KEYS", "DATA_CONFIG_KEYS", "DEFAULT_OUTPUT_DIR", "DEVICE_DEPENDENT_ARGS", "sequence_max_length",
     "REMOVED_TRAINING_ARGS", "REMOVED_HINTS", "LOG_LEVELS", "EVAL_METRICS",

@@ -169,13 +169,31 @@ def load_config(path: str | Path, overrides: Iterable[str] | dict | None = None,
         raise ConfigError(f"config file {str(path)!r} is a directory. Give a .yaml file such as configs/lora.yaml.", None)
     if not path.is_file():
         raise ConfigError(f"config file {str(path)!r} not found. Check the path (it is relative to the current folder).", None)
-    text = _read_text(path, source)
+    cfg = load_config_text(_read_text(path, source), source, overrides, data_dir, cfg_dir=path.parent,
+                           check_machine=check_machine)
+    cfg.path = path
+    if shipped_note:
+        cfg.notes.insert(0, shipped_note)
+    return cfg
+
+
+def read_tree(text: str, source: str = "<text>"):
+    """The YAML 1.2 round-trip tree of a config's text (comments and line numbers kept), or a ConfigError."""
     try:
-        tree = _yaml().load(text)
+        return _yaml().load(text)
     except MarkedYAMLError as e:
         raise ConfigError(_yaml_problem(e, source), source) from None
     except YAMLError as e:
         raise ConfigError(f"invalid YAML: {str(e).strip()}", source) from None
+
+
+def load_config_text(text: str, source: str = "<text>", overrides: Iterable[str] | dict | None = None,
+                     data_dir: str | Path | None = None, *, cfg_dir: str | Path | None = None,
+                     check_machine: bool = False) -> FinetuneConfig:
+    """:func:`load_config` of a config's text: the same reading, overrides and problems, which name
+    ``source`` and the text's lines. ``cfg_dir``: the folder relative paths in the config start from
+    (a DeepSpeed file); the returned config has no ``path``."""
+    tree = read_tree(text, source)
     lines = _lines(tree)
     raw = _plain(tree)
     early: list[str] = []
@@ -184,9 +202,5 @@ def load_config(path: str | Path, overrides: Iterable[str] | dict | None = None,
             raw = apply_overrides(raw, overrides)
         except ConfigError as e:  # report with the file's own problems
             early = e.problems
-    cfg = validate(raw, source=source, lines=lines, data_dir=data_dir, cfg_dir=path.parent, problems=early,
-                   check_machine=check_machine)
-    cfg.path = path
-    if shipped_note:
-        cfg.notes.insert(0, shipped_note)
-    return cfg
+    return validate(raw, source=source, lines=lines, data_dir=data_dir,
+                    cfg_dir=Path(cfg_dir) if cfg_dir is not None else None, problems=early, check_machine=check_machine)

@@ -165,7 +165,14 @@ def _lora_values(p: Problems, pc: dict) -> None:
               "For GLM-4: [query_key_value] (remote code) or [q_proj, k_proj, v_proj] (-hf), or all-linear.")
 
 
-RULES: list[Rule] = [top_level_keys, data_config, combine, lengths, training_args, peft_config, packing, freeze_v]
+def swanlab(ctx: Context) -> None:
+    """GLM-4's top-level ``swanlab`` key (and ``report_to: swanlab``): what they do here, as notes, never a problem."""
+    from ..tracking import swanlab_notes
+
+    ctx.notes.extend(swanlab_notes(ctx.raw.get("swanlab"), report_to=ctx.ta.get("report_to")))
+
+
+RULES: list[Rule] = [top_level_keys, data_config, combine, lengths, training_args, peft_config, packing, freeze_v, swanlab]
 
 
 def validate(raw: Any, *, source: str | None = None, lines: dict[str, int] | None = None,
@@ -192,5 +199,5 @@ def validate(raw: Any, *, source: str | None = None, lines: dict[str, int] | Non
     return FinetuneConfig(
         data_config=ctx.data, combine=raw.get("combine", True), max_input_length=raw["max_input_length"],
         max_output_length=raw["max_output_length"], training_args=ctx.ta, peft_config=raw.get("peft_config"),
-        freezeV=raw.get("freezeV"), packing=ctx.packing, notes=ctx.notes, config_dir=cfg_dir,
+        freezeV=raw.get("freezeV"), packing=ctx.packing, notes=ctx.notes, config_dir=cfg_dir, swanlab=raw.get("swanlab"),
     )

@@ -24,6 +24,8 @@ TOP_LEVEL_KEYS = (
     # gluekit's own key (not in GLM-4's files): padding-free batches (FinetuneConfig.packing). Each
     # batch is flattened into one row, so samples per step, steps per epoch and epochs are unchanged.
     "packing",
+    # GLM-4's current finetune.py: SwanLab reporting, disabled / local / cloud (gluekit.tracking).
+    "swanlab",
 )
 DATA_CONFIG_KEYS = ("train_file", "val_file", "test_file", "num_proc")
 # gluekit's output folder when training_args has no output_dir (transformers 5 alone would use
@@ -108,6 +110,9 @@ class FinetuneConfig:
     equal those of the padded batch; samples per step, steps per epoch and epochs are unchanged, only
     the padding tokens (and their compute) disappear. Needs a transformers-native model (e.g.
     ``glm-4-9b-chat-hf``), not remote code. Evaluation batches are never packed."""
+    swanlab: Any = None
+    """GLM-4's current key (``disabled`` / ``local`` / ``cloud``; None when the file has none): see
+    :mod:`gluekit.tracking` for what gluekit does with it at train time."""
     path: Path | None = None
     """The file it was read from (a shipped copy's path when a bare name meant one)."""
     notes: list[str] = field(default_factory=list)
@@ -193,4 +198,6 @@ class FinetuneConfig:
             d["freezeV"] = self.freezeV
         if self.packing:  # written only when on: GLM-4's own files never carry it
             d["packing"] = True
+        if self.swanlab is not None:
+            d["swanlab"] = self.swanlab
         return d

@@ -145,6 +145,15 @@ def report_to(ctx: Context) -> None:
         if name not in allowed:
             ctx.problems.add("training_args.report_to", f"unknown logging integration {name!r}.{did_you_mean(str(name), allowed)} "
                              f"Use none, or one of {one_of(allowed[2:])}.")
+    if ctx.problems.any_under("training_args.report_to"):
+        return
+    from ..trackers import missing, missing_message
+
+    for name in missing(rt):  # the package is not installed: the Trainer would stop when it starts
+        if ctx.check_machine:
+            ctx.problems.add("training_args.report_to", missing_message(name))
+        else:
+            ctx.notes.append(f"training_args.report_to {missing_message(name)} (`gluekit check` reports it as a problem).")
 
 
 def precision(ctx: Context) -> None:
