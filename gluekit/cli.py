@@ -262,9 +262,11 @@ def _leave_process_group(rc: int) -> None:
 
 
 def cmd_chat(args) -> int:
+    from .device import where
     from .generate import chat, load_with_adapter
 
-    model, tok = load_with_adapter(args.model, args.adapter, args.trust_remote_code)
+    model, tok = load_with_adapter(args.model, args.adapter, args.trust_remote_code, device=args.device)
+    print(f"gluekit chat: the model {where(model)}", file=sys.stderr, flush=True)  # stdout keeps the replies only
     history: list[dict] = []
     interactive = not args.message and sys.stdin.isatty()
     if interactive:
@@ -283,7 +285,7 @@ def cmd_chat(args) -> int:
 def cmd_merge(args) -> int:
     from .generate import merge_adapter
 
-    out = merge_adapter(args.adapter, args.out, args.model, args.trust_remote_code)
+    out = merge_adapter(args.adapter, args.out, args.model, args.trust_remote_code, device=args.device, report=print)
     print(f"merged model saved to {out}")
     return 0
 
@@ -325,6 +327,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--trust-remote-code", action="store_true",
                        help="run Python code shipped with the weights (needed only for THUDM/glm-4-9b-chat, not -hf)")
 
+    def device_arg(p):
+        p.add_argument("--device", default=None,
+                       help="where the model runs: cpu, cuda, cuda:N (default: $GLUEKIT_DEVICE, else the GPU when there "
+                            "is one, in bf16; else the CPU, in float32)")
+
     p = sub.add_parser("check", help="validate config and data; exit 1 listing every problem")
     _common(p)
     model_args(p)
@@ -361,12 +368,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--adapter", default=None, help="folder of a saved LoRA adapter")
     p.add_argument("-m", "--message", action="append", default=[], help="a user message (repeat for several turns); else read stdin")
     p.add_argument("--max-new-tokens", type=int, default=128)
+    device_arg(p)
     p.set_defaults(func=cmd_chat)
 
     p = sub.add_parser("merge", help="fold an adapter into the base weights and save a plain model")
     model_args(p)
     p.add_argument("--adapter", required=True)
     p.add_argument("--out", required=True)
+    device_arg(p)
     p.set_defaults(func=cmd_merge)
 
     p = sub.add_parser("plot", help="draw a finished run's loss, learning rate and eval metrics into a PNG")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .device import model_device
 from .tokens import SpecialIds
 from .fileio import atomic_write
 from .metrics import compute_metrics
@@ -79,7 +80,7 @@ def generate_replies(model, tokenizer, prompts: list[list[int]], generation_conf
         gen.max_new_tokens = 512
     # drop sampling knobs greedy decoding ignores (they only produce warnings)
     gen.temperature = gen.top_p = gen.top_k = None
-    device = next(model.parameters()).device
+    device = model_device(model)  # inputs go where the model's weights are (its input embedding)
     cache_arg = _cache_keyword(model, gen)
     out: list[str | None] = [None] * len(prompts)
     was_training = model.training

@@ -2,6 +2,8 @@
 
 Chat prompts are built with the tokenizer's own chat template (``add_generation_prompt``), and
 generation stops at any GLM-4 stop token (``<|endoftext|>``, ``<|user|>``, ``<|observation|>``).
+Models load on :func:`gluekit.device.accelerator` (the GPU when there is one, in bf16) unless a
+``device`` is given, and generation sends its inputs to the model's own device.
 """
 from __future__ import annotations
 
@@ -13,10 +15,15 @@ from .models import load_model, load_tokenizer, model_path
 from .quiet import quiet_peft_wrap, quiet_progress
 
 
-def load_with_adapter(model: str | None = None, adapter: str | Path | None = None, trust_remote_code: bool = False):
-    """(model, tokenizer): the base model, with a saved LoRA adapter on top if ``adapter`` is given."""
+def load_with_adapter(model: str | None = None, adapter: str | Path | None = None, trust_remote_code: bool = False,
+                      device=None, dtype=None):
+    """(model, tokenizer): the base model, with a saved LoRA adapter on top if ``adapter`` is given.
+
+    Loaded straight onto ``device`` (default :func:`gluekit.device.accelerator`) in ``dtype``
+    (default: that device's, bf16 on a GPU); the adapter's weights join the layers they adapt.
+    """
     tokenizer = load_tokenizer(model, trust_remote_code)
-    net = load_model(model, trust_remote_code)
+    net = load_model(model, trust_remote_code, dtype=dtype, device=device)
     if adapter is not None:
         from peft import PeftModel
 
@@ -56,16 +63,40 @@ def compare(base, tuned, tokenizer, rows: list[dict], combine: bool, max_input_l
     return out
 
 
+MERGE_SHARD_SIZE = "2GB"
+"""Largest safetensors file :func:`merge_adapter` writes: from a GPU, one file's tensors are copied
+to host memory while it is written, so this bounds the host memory a merge needs."""
+
+
 def merge_adapter(adapter: str | Path, out_dir: str | Path, model: str | None = None,
-                  trust_remote_code: bool = False) -> Path:
-    """Fold the LoRA update into the base weights (W + scaling * B @ A) and save a plain model."""
-    net, tokenizer = load_with_adapter(model, adapter, trust_remote_code)
-    merged = net.merge_and_unload()
+                  trust_remote_code: bool = False, *, device=None, max_shard_size: str | int = MERGE_SHARD_SIZE,
+                  report=None) -> Path:
+    """Fold the LoRA update into the base weights (W + scaling * B @ A) and save a plain model.
+
+    Memory: ONE full copy of the base weights, on ``device`` (default
+    :func:`gluekit.device.accelerator`: the GPU when there is one) in the checkpoint's own dtype
+    (``dtype="auto"``: bf16 for GLM-4-9B, about 17.5 GiB; the merged model keeps that dtype), plus
+    the adapter. PEFT adds each layer's update into its weight in place, one weight-sized fp32
+    delta at a time; nothing else is copied. Saving writes files of at most ``max_shard_size``:
+    from a GPU each file's tensors are copied to host memory while it is written (host peak: about
+    one file, 2 GB by default). On the CPU the save's serialisation buffers come on top of the
+    loaded copy: the tiny GLM's merge peaks at 1.7x its weights' bytes (measured, peak RSS; see
+    tests/test_generate.py), under the two copies of a load-then-copy merge. The caller should
+    hold no other copy of the model on that device meanwhile (notebook 12 releases the trained
+    model first). ``report``: called with one line saying where the merge ran (e.g. ``print``).
+    """
+    from .device import where
+
+    net, tokenizer = load_with_adapter(model, adapter, trust_remote_code, device=device, dtype="auto")
+    if report is not None:
+        report(f"merge {where(net)}")
+    merged = net.merge_and_unload()  # in place: the base layers get W + scaling * B @ A, the LoRA layers go
+    del net
     out = Path(out_dir)
     with quiet_progress():
-        merged.save_pretrained(str(out))  # safetensors by default
+        merged.save_pretrained(str(out), max_shard_size=max_shard_size)  # safetensors by default
     tokenizer.save_pretrained(str(out))
     return out
 
 
-__all__ = ["load_with_adapter", "chat", "compare", "merge_adapter", "model_path"]
+__all__ = ["load_with_adapter", "chat", "compare", "MERGE_SHARD_SIZE", "merge_adapter", "model_path"]

@@ -41,33 +41,50 @@ def load_tokenizer(model: str | os.PathLike | None = None, trust_remote_code: bo
 
 
 def default_dtype():
-    """bfloat16 on a GPU (GLM-4 gives NaN losses in float16), float32 on CPU."""
-    import torch
+    """The dtype of :func:`gluekit.device.accelerator`: bfloat16 on a GPU (GLM-4 gives NaN losses in
+    float16), float32 on CPU."""
+    from .device import accelerator, dtype_for
 
-    return torch.bfloat16 if torch.cuda.is_available() else torch.float32
+    return dtype_for(accelerator())
 
 
 def load_model(model: str | os.PathLike | None = None, trust_remote_code: bool = False, dtype=None,
-               device_map=None):
+               device_map=None, device=None):
     """``AutoModelForCausalLM.from_pretrained`` with gluekit's defaults.
 
     ``trust_remote_code`` stays off unless asked: it runs Python files that come with the
     weights. The original ``THUDM/glm-4-9b-chat`` needs it; ``glm-4-9b-chat-hf`` does not. For that
     remote-code folder gluekit says what fails without it, and applies its compatibility shim with it
     (:func:`gluekit.remote_code.model_load_kwargs`).
+    ``device``: where the weights go, loaded straight there (default :func:`gluekit.device.accelerator`:
+    the GPU when there is one, else the CPU); ``dtype`` defaults to that device's
+    (:func:`gluekit.device.dtype_for`). An explicit ``device_map`` (accelerate's, e.g. ``"auto"``)
+    takes precedence over ``device``.
     """
     from transformers import AutoModelForCausalLM
 
+    from .device import accelerator, dtype_for
     from .remote_code import model_load_kwargs
 
     path = model_path(model)
     if Path(path).exists() is False and "/" not in path:
         raise FileNotFoundError(f"model {path!r}: no such folder. Give a local folder or a hub id like THUDM/glm-4-9b-chat-hf.")
+    dev = accelerator(device)
+    dtype = dtype or dtype_for(dev)
+    if device_map is None and dev.type != "cpu" and not _deepspeed_zero3():
+        device_map = {"": dev}  # materialised on the device: no full copy in host memory first
     extra = model_load_kwargs(path, trust_remote_code)  # {} unless remote-code GLM-4
     with quiet_progress():
         return AutoModelForCausalLM.from_pretrained(
-            path, trust_remote_code=trust_remote_code, dtype=dtype or default_dtype(), device_map=device_map, **extra,
+            path, trust_remote_code=trust_remote_code, dtype=dtype, device_map=device_map, **extra,
         )
+
+
+def _deepspeed_zero3() -> bool:
+    """True while a DeepSpeed ZeRO-3 config is active (it partitions the weights itself; no device_map then)."""
+    from transformers.integrations import is_deepspeed_zero3_enabled
+
+    return is_deepspeed_zero3_enabled()
 
 
 def base_model(model):

@@ -45,6 +45,14 @@ def test_train_reference_positional_order_and_chat(tmp_path, configs, demo_dir):
     chat = subprocess.run([sys.executable, "-m", "gluekit", "chat", "--adapter", str(out / "adapter"), "-m", "成都有什么好吃的?"],
                           capture_output=True, text=True, timeout=300)
     assert chat.returncode == 0 and chat.stdout.startswith("glm> ")
+    assert "gluekit chat: the model runs on the CPU (float32)" in chat.stderr  # where it runs, off stdout
+
+
+def test_chat_and_merge_name_a_device_that_is_not_there(capsys):
+    assert main(["chat", "--device", "gpu0", "-m", "你好"]) == 1
+    assert "`device`: not a torch device, got 'gpu0'. Use cpu, cuda or cuda:N." in capsys.readouterr().err
+    assert main(["merge", "--adapter", "a", "--out", "o", "--device", "cuda:7"]) == 1
+    assert "`device`: 'cuda:7' asked for, but this machine has " in capsys.readouterr().err
 
 
 def test_plan_exits_1_on_a_lora_target_that_matches_no_layer(capsys, configs):
