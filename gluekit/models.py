@@ -37,21 +37,45 @@ def default_dtype():
 
 
 def load_model(model: str | os.PathLike | None = None, trust_remote_code: bool = False, dtype=None,
-               device_map=None):
+               device_map=None, quantization: dict | None = None):
     """``AutoModelForCausalLM.from_pretrained`` with gluekit's defaults.
 
     ``trust_remote_code`` stays off unless asked: it runs Python files that come with the
     weights. The original ``THUDM/glm-4-9b-chat`` needs it; ``glm-4-9b-chat-hf`` does not.
+    ``quantization``: the config's ``quantization`` mapping; when it loads in 4 or 8 bit, the base
+    is quantized with bitsandbytes and prepared for k-bit training (:mod:`gluekit.quantization`).
     """
     from transformers import AutoModelForCausalLM
 
     path = model_path(model)
     if Path(path).exists() is False and "/" not in path:
         raise FileNotFoundError(f"model {path!r}: no such folder. Give a local folder or a hub id like THUDM/glm-4-9b-chat-hf.")
+    from .quantization import enabled
+
+    if enabled(quantization):
+        return _load_quantized(path, trust_remote_code, dtype, device_map, quantization)
     with quiet_progress():
         return AutoModelForCausalLM.from_pretrained(
             path, trust_remote_code=trust_remote_code, dtype=dtype or default_dtype(), device_map=device_map,
         )
+
+
+def _load_quantized(path: str, trust_remote_code: bool, dtype, device_map, quantization: dict):
+    """A 4-bit/8-bit base through ``quantization_config=`` (transformers 5 has no ``load_in_4bit=``)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from . import quantization as q
+
+    q.require()
+    settings = q.resolve(quantization, bf16=(dtype or default_dtype()) == torch.bfloat16)
+    with quiet_progress(), q.quiet_bitsandbytes():
+        net = AutoModelForCausalLM.from_pretrained(
+            path, trust_remote_code=trust_remote_code, dtype=dtype or default_dtype(), device_map=device_map,
+            quantization_config=q.bnb_config(settings),
+        )
+    net.gluekit_quantization = settings  # saved next to the adapter; the merge reads it back
+    return q.prepare_kbit(net)
 
 
 def base_model(model):

@@ -129,7 +129,8 @@ def train(config: str | Path | FinetuneConfig, data_dir: str | Path, model: str 
     from transformers import set_seed
 
     from .lora import apply_peft
-    from .models import load_model, load_tokenizer
+    from .models import base_model, load_model, load_tokenizer
+    from .quantization import save_settings
     from .trainer import build_trainer, trainer_arguments
 
     # 1) the config, keyword arguments included, validated as one
@@ -151,7 +152,7 @@ def train(config: str | Path | FinetuneConfig, data_dir: str | Path, model: str 
     # 4) the model, the Trainer arguments (they need the model's generation config), then the
     #    adapter. Seed right before PEFT wraps the model: LoRA's A matrices are drawn then, before
     #    the Trainer would seed anything.
-    net = load_model(model, trust_remote_code)
+    net = load_model(model, trust_remote_code, quantization=cfg.quantization)
     args = trainer_arguments(cfg, net)
     set_seed(args.seed)
     note = None
@@ -172,6 +173,8 @@ def train(config: str | Path | FinetuneConfig, data_dir: str | Path, model: str 
     trainer.save_model(str(adapter_dir))
     if trainer.is_world_process_zero():
         tokenizer.save_pretrained(str(adapter_dir))
+        if getattr(base_model(net), "gluekit_quantization", None):  # the merge dequantizes with these settings
+            save_settings(adapter_dir, base_model(net).gluekit_quantization)
     test_metrics = trainer.evaluate(data.test_rows, metric_key_prefix="test") if data.test_rows else {}
     if trainer.is_world_process_zero():
         write_json(output_dir / "run_summary.json", {

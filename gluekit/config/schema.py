@@ -24,6 +24,8 @@ TOP_LEVEL_KEYS = (
     # gluekit's own key (not in GLM-4's files): padding-free batches (FinetuneConfig.packing). Each
     # batch is flattened into one row, so samples per step, steps per epoch and epochs are unchanged.
     "packing",
+    # gluekit's own key: a 4-bit/8-bit base (QLoRA), BitsAndBytesConfig fields (gluekit.quantization)
+    "quantization",
 )
 DATA_CONFIG_KEYS = ("train_file", "val_file", "test_file", "num_proc")
 # gluekit's output folder when training_args has no output_dir (transformers 5 alone would use
@@ -108,6 +110,10 @@ class FinetuneConfig:
     equal those of the padded batch; samples per step, steps per epoch and epochs are unchanged, only
     the padding tokens (and their compute) disappear. Needs a transformers-native model (e.g.
     ``glm-4-9b-chat-hf``), not remote code. Evaluation batches are never packed."""
+    quantization: dict | None = None
+    """gluekit's own key (GLM-4's files lack it): ``transformers.BitsAndBytesConfig`` fields as written,
+    e.g. ``{load_in_4bit: true}``; None or ``load_in_4bit: false`` = a full-precision base. The defaults
+    added for 4-bit (nf4, double quantization, compute dtype) are ``gluekit.quantization.resolve``'s."""
     path: Path | None = None
     """The file it was read from (a shipped copy's path when a bare name meant one)."""
     notes: list[str] = field(default_factory=list)
@@ -193,4 +199,6 @@ class FinetuneConfig:
             d["freezeV"] = self.freezeV
         if self.packing:  # written only when on: GLM-4's own files never carry it
             d["packing"] = True
+        if self.quantization is not None:
+            d["quantization"] = copy.deepcopy(self.quantization)
         return d
