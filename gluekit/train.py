@@ -128,6 +128,7 @@ def train(config: str | Path | FinetuneConfig, data_dir: str | Path, model: str 
     """
     from transformers import set_seed
 
+    from .cards import compute_dtype_problem, present_card
     from .lora import apply_peft
     from .models import base_model, load_model, load_tokenizer
     from .quantization import save_settings
@@ -135,6 +136,9 @@ def train(config: str | Path | FinetuneConfig, data_dir: str | Path, model: str 
 
     # 1) the config, keyword arguments included, validated as one
     cfg = run_config(config, overrides, data_dir, **training_args)
+    problem = compute_dtype_problem(present_card(), cfg.quantization)  # needs the card: not a config rule
+    if problem:
+        raise ConfigError(problem, cfg.path.name if cfg.path else None)
     # 2) the resume point, read from the output folder before anything loads
     output_dir = cfg.output_dir
     checkpoint = resolve_resume(output_dir, resume, overwrite)
