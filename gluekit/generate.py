@@ -10,13 +10,18 @@ from pathlib import Path
 from .data import build_eval_rows
 from .evaluate import generate_replies
 from .models import load_model, load_tokenizer, model_path
+from .quantization import saved_settings
 from .quiet import quiet_peft_wrap, quiet_progress
 
 
 def load_with_adapter(model: str | None = None, adapter: str | Path | None = None, trust_remote_code: bool = False):
-    """(model, tokenizer): the base model, with a saved LoRA adapter on top if ``adapter`` is given."""
+    """(model, tokenizer): the base model, with a saved LoRA adapter on top if ``adapter`` is given.
+
+    An adapter trained on a 4-bit/8-bit base (``gluekit_quantization.json`` beside it) gets the base
+    quantized with exactly the training's settings.
+    """
     tokenizer = load_tokenizer(model, trust_remote_code)
-    net = load_model(model, trust_remote_code)
+    net = load_model(model, trust_remote_code, quantization=saved_settings(adapter))
     if adapter is not None:
         from peft import PeftModel
 
@@ -58,7 +63,13 @@ def compare(base, tuned, tokenizer, rows: list[dict], combine: bool, max_input_l
 
 def merge_adapter(adapter: str | Path, out_dir: str | Path, model: str | None = None,
                   trust_remote_code: bool = False) -> Path:
-    """Fold the LoRA update into the base weights (W + scaling * B @ A) and save a plain model."""
+    """Fold the LoRA update into the base weights (W + scaling * B @ A) and save a plain model.
+
+    An adapter trained on a quantized base (QLoRA) is merged by :func:`merge_quantized_adapter`.
+    """
+    settings = saved_settings(adapter)
+    if settings:
+        return merge_quantized_adapter(adapter, out_dir, model, trust_remote_code, settings)
     net, tokenizer = load_with_adapter(model, adapter, trust_remote_code)
     merged = net.merge_and_unload()
     out = Path(out_dir)
@@ -68,4 +79,36 @@ def merge_adapter(adapter: str | Path, out_dir: str | Path, model: str | None = 
     return out
 
 
-__all__ = ["load_with_adapter", "chat", "compare", "merge_adapter", "model_path"]
+def merge_quantized_adapter(adapter: str | Path, out_dir: str | Path, model: str | None = None,
+                            trust_remote_code: bool = False, settings: dict | None = None) -> Path:
+    """Merge a QLoRA adapter: load the base quantized with the training's ``settings`` (default: those saved
+    beside the adapter), dequantize it (each 4-bit weight becomes the rounded W_q the adapter was trained
+    against), fold the adapter in (W_q + scaling * B @ A) and save a plain model in the load dtype.
+
+    The merged model computes what the adapter on the 4-bit base computes (up to float rounding of the
+    merge); it differs from the original unquantized weights by the 4-bit rounding of W. Merging on the
+    4-bit base instead (PEFT's ``merge_and_unload`` there) would re-quantize W_q + BA and change replies.
+    Memory: one full copy of the model in the load dtype.
+    """
+    from peft import PeftModel
+
+    from .models import default_dtype
+    from .quantization import quiet_bitsandbytes
+
+    settings = settings or saved_settings(adapter)
+    tokenizer = load_tokenizer(model, trust_remote_code)
+    base = load_model(model, trust_remote_code, quantization=settings)
+    dtype = default_dtype()
+    with quiet_bitsandbytes():
+        base = base.dequantize(dtype=dtype).to(dtype)
+    with quiet_peft_wrap():
+        merged = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
+    merged.config.__dict__.pop("quantization_config", None)  # a plain model now
+    out = Path(out_dir)
+    with quiet_progress():
+        merged.save_pretrained(str(out))
+    tokenizer.save_pretrained(str(out))
+    return out
+
+
+__all__ = ["load_with_adapter", "chat", "compare", "merge_adapter", "merge_quantized_adapter", "model_path"]

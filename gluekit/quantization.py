@@ -164,7 +164,7 @@ def quantized_bytes(model) -> int:
     for m in model.modules():
         w = getattr(m, "weight", None)
         qs = getattr(w, "quant_state", None)
-        if qs is None:
+        if qs is None or hasattr(m, "base_layer"):  # PEFT's wrapper shows its base layer's weight
             continue
         total += w.data.nbytes
         parts = [qs.absmax, qs.code]
