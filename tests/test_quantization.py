@@ -179,3 +179,25 @@ def test_merge_dequantizes_and_matches_the_adapter_on_4bit(qrun, tmp_path, demo_
     with torch.no_grad():
         diff = (tuned(input_ids=ids).logits - merged(input_ids=ids).logits).abs().max().item()
     assert diff < 1e-3  # float rounding of the merge only; the 4-bit rounding is in both
+
+
+def test_cli_command_silences_bitsandbytes_import_line(caplog, monkeypatch):
+    """The line bitsandbytes logs at import on AVX512_BF16 CPUs (peft imports it) is silenced for the command
+    only; the logger's level is restored afterwards."""
+    import logging
+
+    from gluekit import cli
+
+    line = "Failed to load CPU gemm_4bit_forward from kernels-community: No module named 'kernels'."
+    logger = logging.getLogger("bitsandbytes.backends.cpu.ops")
+
+    def command(args):
+        logger.warning(line)
+        return 0
+
+    monkeypatch.setattr(cli, "cmd_configs", command)
+    with caplog.at_level(logging.WARNING):
+        assert cli.main(["configs"]) == 0
+        assert line not in caplog.text
+        logger.warning(line)
+        assert line in caplog.text
