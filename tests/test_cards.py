@@ -101,3 +101,19 @@ def test_check_reports_the_card(capsys, monkeypatch, demo_dir):
     monkeypatch.setattr("gluekit.quantization.available", lambda: True)
     assert main(["check", TINY, "--data-dir", str(demo_dir), *q]) == 1
     assert "`quantization.bnb_4bit_compute_dtype`: Tesla V100 (16 GB) has no bf16" in capsys.readouterr().out
+
+
+def test_plan_json_carries_the_4bit_estimate(capsys, monkeypatch, demo_dir):
+    monkeypatch.setattr(cards, "PROBE", lambda: None)
+    assert main(["plan", TINY, "--data-dir", str(demo_dir), "--json", "-o", "quantization.load_in_4bit=true"]) == 0
+    q = json.loads(capsys.readouterr().out)["memory"]
+    assert q["quantization"] == {"load_in_4bit": True, "bnb_4bit_quant_type": "nf4", "bnb_4bit_use_double_quant": True,
+                                 "bnb_4bit_compute_dtype": "float32"}
+    # tiny GLM: 12 linears of 393,216 weights in nf4 (215,960 bytes, as the research measured), the rest in fp32
+    from gluekit.memory import count_trainables, model_config_for
+    from gluekit.quantization import nf4_bytes
+
+    t = count_trainables(model_config_for(None), load_config(TINY).peft_config_object())
+    n_q = sum(i * o for i, o in t.linears)
+    assert n_q == 393_216 and sum(nf4_bytes(i * o) for i, o in t.linears) == 215_960
+    assert q["bytes"]["checkpointing_off"]["weights"] == 215_960 + 4 * (t.total_params - n_q)
