@@ -49,6 +49,9 @@ SETTINGS = [
      None),
 ]
 QUICK = [(4, 128, False, [], None), (4, 128, True, [], 32)]
+# the same measurement on a 4-bit base (nf4 + double quant, k-bit preparation), where bitsandbytes is installed
+QUANT_SETTINGS = [(8, 321, False, [], None), (8, 321, True, [], None), (16, 321, False, [], 64)]
+FOUR_BIT = {"load_in_4bit": True}
 DEFAULT_ALLOCATOR = [(16, 321, False, [], None), (16, 321, True, [], None)]
 
 
@@ -79,7 +82,8 @@ def child(spec: dict) -> dict:
 
     torch.manual_seed(0)
     cfg = load_config(TINY_YAML, spec["overrides"])
-    model, _ = apply_peft(load_model(None, dtype=torch.float32), cfg.peft_config_object(), verbose=False)
+    base = load_model(None, dtype=torch.float32, quantization=FOUR_BIT if spec.get("quant") else None)
+    model, _ = apply_peft(base, cfg.peft_config_object(), verbose=False)
     if spec["checkpointing"]:
         model.get_base_model().activation_checkpointing_enable()  # what the Trainer calls (non-reentrant)
     model.train()
@@ -112,9 +116,9 @@ def child(spec: dict) -> dict:
 
 
 def measure(batch: int, seq_len: int, checkpointing: bool, overrides: list[str], reply: int | None = None,
-            steps: int = 2, honest: bool = True) -> dict:
+            steps: int = 2, honest: bool = True, quant: bool = False) -> dict:
     spec = {"batch": batch, "seq_len": seq_len, "checkpointing": checkpointing, "overrides": overrides,
-            "reply": reply, "steps": steps}
+            "reply": reply, "steps": steps, "quant": quant}
     env = dict(os.environ, **(HONEST_ENV if honest else {}))
     if not honest:
         for k in HONEST_ENV:
@@ -126,15 +130,18 @@ def measure(batch: int, seq_len: int, checkpointing: bool, overrides: list[str],
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
-def estimated(batch: int, seq_len: int, checkpointing: bool, overrides: list[str], reply: int | None = None):
+def estimated(batch: int, seq_len: int, checkpointing: bool, overrides: list[str], reply: int | None = None,
+              quant: bool = False):
     from gluekit.config import load_config
     from gluekit.memory import count_trainables, model_config_for, peak_memory
+    from gluekit.quantization import resolve
 
     cfg = load_config(TINY_YAML, overrides)
     conf = model_config_for(None)
     return peak_memory(conf, count_trainables(conf, cfg.peft_config_object()), batch=batch, seq_len=seq_len,
                        dtype="float32", device="cpu", gradient_checkpointing=checkpointing,
-                       label_tokens=batch * (reply or seq_len - 1))  # positions predicting a label
+                       label_tokens=batch * (reply or seq_len - 1),  # positions predicting a label
+                       quantization=resolve(FOUR_BIT) if quant else None)
 
 
 def _label(batch, seq_len, ckpt, overrides, reply) -> str:
@@ -171,6 +178,14 @@ def run(quick: bool = False) -> list[Row]:
         rows.append(_row(f"memory saved by checkpointing, {b} x {t} tokens{what}", peak_off - peak_on,
                          est_off.total - est_on.total, "measured difference of the two rows above vs estimated",
                          {"off": peak_off, "on": peak_on}))
+    from gluekit.quantization import available
+
+    for batch, seq_len, ckpt, ov, reply in (QUANT_SETTINGS if available() and not quick else []):
+        m = measure(batch, seq_len, ckpt, ov, reply, quant=True)
+        est = estimated(batch, seq_len, ckpt, ov, reply, quant=True)
+        rows.append(_row("4-bit base: " + _label(batch, seq_len, ckpt, ov, reply), max(m["increases"]), est.step_increase,
+                         "nf4 + double quant, k-bit preparation (fp32 hidden stream)",
+                         {"measured_increases": m["increases"], "rss_before": m["rss_before"]}))
     if not quick:
         notes = []
         for b, t, ck, ov, reply in DEFAULT_ALLOCATOR:

@@ -61,6 +61,27 @@ def cmd_check(args) -> int:
     print(disk.summary() if disk else f"disk: not estimated ({why_not})")
     if disk and disk.problem():
         raise _in_config_file(cfg, ConfigError([disk.problem()]))
+    return _card_preflight(cfg, args)
+
+
+def _card_preflight(cfg, args) -> int:
+    """check/train on a machine with a card: its name, memory and bf16 against the plan's peak (1 on a
+    4-bit compute dtype the card cannot do). Prints nothing without a card."""
+    from . import cards
+
+    card = cards.present_card()
+    if card is None:
+        return 0
+    problem = cards.compute_dtype_problem(card, cfg.quantization)
+    if problem:
+        print(problem)
+        return 1
+    from .memory import model_config_for, planned_dtype
+
+    try:
+        print(cards.fit(cfg, card, model_config_for(args.model), dtype=planned_dtype(args.model)).summary())
+    except (NotImplementedError, FileNotFoundError) as e:
+        print(f"card: {card.describe()}; peak memory not estimated ({e})")
     return 0
 
 
@@ -180,18 +201,39 @@ def cmd_plan(args) -> int:
     memory, why_not = _memory_plan(cfg, args)
     disk, disk_why_not = _disk_plan(cfg, args.model, n, devices=args.devices, dtype=args.dtype,
                                     trainables=memory.trainables if memory else None)
+    fit = _card_fit(cfg, args) if memory else None
     if args.json:
         d = plan.to_dict()
         if not args.full:
             d.pop("learning_rates")
         d["memory"] = memory.to_dict() if memory else {"skipped": why_not}
         d["disk"] = disk.to_dict() if disk else {"skipped": disk_why_not}
+        if fit is not None:
+            d["card"] = fit.to_dict()
         print(json.dumps(d, indent=2))
     else:
         print(plan.summary())
         print(memory.summary() if memory else f"peak memory: not estimated ({why_not})")
         print(disk.summary() if disk else f"disk: not estimated ({disk_why_not})")
+        if fit is not None:
+            print(fit.summary())
     return 0
+
+
+def _card_fit(cfg, args):
+    """``--card`` (or the present card): does the plan fit, and the smallest change that makes it fit."""
+    from . import cards
+    from .memory import model_config_for, planned_dtype
+
+    from .errors import ConfigError
+
+    try:
+        card = cards.parse_card(args.card)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    if card is None:
+        return None
+    return cards.fit(cfg, card, model_config_for(args.model), dtype=args.dtype or planned_dtype(args.model), devices=args.devices)
 
 
 def _memory_plan(cfg, args):
@@ -352,6 +394,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "nothing for the embedded tiny GLM; no weights are loaded")
     p.add_argument("--dtype", default=None, choices=["bfloat16", "float16", "float32"],
                    help="load dtype of the weights (default: float32 for the tiny GLM on CPU, bfloat16 otherwise)")
+    p.add_argument("--card", default=None,
+                   help="does it fit on this card: a memory (24GB), a name (T4, V100, RTX3090, A100) or present "
+                        "(the default: this machine's card, if any); shows the smallest change that makes it fit")
     p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("train", help="fine-tune: CONFIG, or DATA_DIR MODEL CONFIG [RESUME] (GLM-4's order)")
@@ -409,8 +454,11 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if not hasattr(args, "model"):
         args.model, args.trust_remote_code = None, False
+    from .quantization import quiet_bitsandbytes
+
     try:
-        rc = _run(args)
+        with quiet_bitsandbytes():  # bitsandbytes' import-time lines (peft imports it when installed), this command only
+            rc = _run(args)
     except BaseException:
         if not _in_process_group():
             raise

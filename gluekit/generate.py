@@ -12,6 +12,7 @@ from pathlib import Path
 from .data import build_eval_rows
 from .evaluate import generate_replies
 from .models import load_model, load_tokenizer, model_path
+from .quantization import saved_settings
 from .quiet import quiet_peft_wrap, quiet_progress
 
 
@@ -21,9 +22,11 @@ def load_with_adapter(model: str | None = None, adapter: str | Path | None = Non
 
     Loaded straight onto ``device`` (default :func:`gluekit.device.accelerator`) in ``dtype``
     (default: that device's, bf16 on a GPU); the adapter's weights join the layers they adapt.
+    An adapter trained on a 4-bit/8-bit base (``gluekit_quantization.json`` beside it) gets the base
+    quantized with exactly the training's settings.
     """
     tokenizer = load_tokenizer(model, trust_remote_code)
-    net = load_model(model, trust_remote_code, dtype=dtype, device=device)
+    net = load_model(model, trust_remote_code, dtype=dtype, device=device, quantization=saved_settings(adapter))
     if adapter is not None:
         from peft import PeftModel
 
@@ -84,8 +87,14 @@ def merge_adapter(adapter: str | Path, out_dir: str | Path, model: str | None = 
     tests/test_generate.py), under the two copies of a load-then-copy merge. The caller should
     hold no other copy of the model on that device meanwhile (notebook 12 releases the trained
     model first). ``report``: called with one line saying where the merge ran (e.g. ``print``).
+    An adapter trained on a quantized base (QLoRA) is merged by :func:`merge_quantized_adapter`.
     """
     from .device import where
+
+    settings = saved_settings(adapter)
+    if settings:
+        return merge_quantized_adapter(adapter, out_dir, model, trust_remote_code, settings, device=device,
+                                       max_shard_size=max_shard_size)
 
     net, tokenizer = load_with_adapter(model, adapter, trust_remote_code, device=device, dtype="auto")
     if report is not None:
@@ -99,4 +108,38 @@ def merge_adapter(adapter: str | Path, out_dir: str | Path, model: str | None = 
     return out
 
 
-__all__ = ["load_with_adapter", "chat", "compare", "MERGE_SHARD_SIZE", "merge_adapter", "model_path"]
+def merge_quantized_adapter(adapter: str | Path, out_dir: str | Path, model: str | None = None,
+                            trust_remote_code: bool = False, settings: dict | None = None, *, device=None,
+                            max_shard_size: str | int = MERGE_SHARD_SIZE) -> Path:
+    """Merge a QLoRA adapter: load the base quantized with the training's ``settings`` (default: those saved
+    beside the adapter), dequantize it (each 4-bit weight becomes the rounded W_q the adapter was trained
+    against), fold the adapter in (W_q + scaling * B @ A) and save a plain model in the load dtype.
+
+    The merged model computes what the adapter on the 4-bit base computes (up to float rounding of the
+    merge); it differs from the original unquantized weights by the 4-bit rounding of W. Merging on the
+    4-bit base instead (PEFT's ``merge_and_unload`` there) would re-quantize W_q + BA and change replies.
+    Memory: one full copy of the model in the load dtype.
+    """
+    from peft import PeftModel
+
+    from .models import default_dtype
+    from .quantization import quiet_bitsandbytes
+
+    settings = settings or saved_settings(adapter)
+    tokenizer = load_tokenizer(model, trust_remote_code)
+    base = load_model(model, trust_remote_code, quantization=settings, device=device)
+    dtype = default_dtype()
+    with quiet_bitsandbytes():
+        base = base.dequantize(dtype=dtype).to(dtype)
+    with quiet_peft_wrap():
+        merged = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
+    merged.config.__dict__.pop("quantization_config", None)  # a plain model now
+    out = Path(out_dir)
+    with quiet_progress():
+        merged.save_pretrained(str(out), max_shard_size=max_shard_size)
+    tokenizer.save_pretrained(str(out))
+    return out
+
+
+__all__ = ["load_with_adapter", "chat", "compare", "MERGE_SHARD_SIZE", "merge_adapter", "merge_quantized_adapter",
+           "model_path"]

@@ -91,6 +91,8 @@ class Trainables:
     trainable_params: int
     sites: list[LoraSite] = field(default_factory=list)
     """The adapted linears of ONE decoder layer (every layer has the same)."""
+    linears: list[tuple[int, int]] = field(default_factory=list)
+    """(in_features, out_features) of every decoder-layer linear: what a 4-bit/8-bit base quantizes."""
 
 
 def count_trainables(model_config, peft_config=None) -> Trainables:
@@ -108,10 +110,14 @@ def count_trainables(model_config, peft_config=None) -> Trainables:
     from .lora import resolve_targets, with_adapters
     from .models import meta_model
 
+    from torch import nn
+
     net = meta_model(model_config)
     total = sum(p.numel() for p in net.parameters())
+    linears = [(m.in_features, m.out_features) for n, m in net.named_modules()
+               if isinstance(m, nn.Linear) and ".layers." in f"{n}."]
     if peft_config is None:
-        return Trainables("FULL", total, total)
+        return Trainables("FULL", total, total, linears=linears)
     if not isinstance(peft_config, LoraConfig):
         raise NotImplementedError(f"`peft_config.peft_type`: the memory estimate models LORA or full fine-tuning, "
                                   f"got {type(peft_config).__name__}.")
@@ -126,7 +132,24 @@ def count_trainables(model_config, peft_config=None) -> Trainables:
         if ".layers.0." in f"{name}." and hasattr(mod, "lora_A") and "default" in getattr(mod, "lora_A", {}):
             drop = mod.lora_dropout["default"]
             sites.append(LoraSite(name.rsplit(".", 1)[-1], mod.in_features, mod.r["default"], float(getattr(drop, "p", 0.0))))
-    return Trainables("LORA", total, trainable, sites)
+    return Trainables("LORA", total, trainable, sites, linears)
+
+
+def quantized_weight_bytes(trainables: Trainables, settings: dict | None, w: int) -> float:
+    """Bytes of a base loaded with bitsandbytes ``settings`` (``gluekit.quantization.resolve``'s; None:
+    ``total_params * w``). 4-bit: every decoder linear in nf4 (:func:`gluekit.quantization.nf4_bytes`:
+    codes and constants), 8-bit: 1 byte per weight and a fp32 scale per output row; the rest
+    (embeddings, output layer, norms, biases) in fp32, where PEFT's k-bit preparation casts it."""
+    from .quantization import nf4_bytes
+
+    if not settings:
+        return trainables.total_params * w
+    n_q = sum(i * o for i, o in trainables.linears)
+    if settings.get("load_in_4bit"):
+        q = sum(nf4_bytes(i * o, bool(settings.get("bnb_4bit_use_double_quant"))) for i, o in trainables.linears)
+    else:
+        q = sum(i * o + 4 * o for i, o in trainables.linears)
+    return q + 4 * (trainables.total_params - n_q)
 
 
 @dataclass
@@ -204,7 +227,7 @@ def layer_bytes(config, trainables: Trainables, w: int, *, first: bool = False, 
 
 def peak_memory(model_config, trainables: Trainables, *, batch: int, seq_len: int, dtype: str = "bfloat16",
                 gradient_checkpointing: bool = False, device: str = "cuda", zero_stage: int = 0,
-                devices: int = 1, label_tokens: int | None = None) -> PeakMemory:
+                devices: int = 1, label_tokens: int | None = None, quantization: dict | None = None) -> PeakMemory:
     """Peak memory of one device for one training step on ``batch`` rows of ``seq_len`` tokens (no padding).
 
     ``dtype``: the load dtype of the base weights (``bfloat16`` on a GPU, ``float32`` on CPU);
@@ -213,8 +236,14 @@ def peak_memory(model_config, trainables: Trainables, *, batch: int, seq_len: in
     ``label_tokens``: positions whose logits exist. gluekit's Trainer computes them only where a label
     is predicted (gluekit.loss); None counts every token, the bound (a reply filling the row, or a
     model without ``logits_to_keep``).
+    ``quantization``: resolved bitsandbytes settings (a 4-bit/8-bit base): the weights term becomes
+    :func:`quantized_weight_bytes`, and the hidden stream is fp32 (k-bit preparation casts everything
+    not quantized to fp32; measured on CPU: the step increase then equals an fp32 base's within 0.4 MiB).
     """
     w = DTYPE_BYTES[str(dtype).replace("torch.", "")]
+    load_w = w
+    if quantization:
+        w = 4
     s = _shape(model_config)
     tokens = batch * seq_len
     full = trainables.method == "FULL"
@@ -233,7 +262,7 @@ def peak_memory(model_config, trainables: Trainables, *, batch: int, seq_len: in
     else:
         act = sum(first.values()) + (s["L"] - 1) * sum(layer.values()) + final + s["L"] * rope / tokens
         log = logits
-    weights = trainables.total_params * w / (devices if zero_stage >= 3 else 1)
+    weights = quantized_weight_bytes(trainables, quantization, load_w) / (devices if zero_stage >= 3 else 1)
     fp32_copy, grads, moments = state_bytes(trainables.trainable_params, zero_stage, devices)
     detail = {"per_token": {"layer": layer, "layer_0": first, "final": final, "logits": logits},
               "rope_per_layer": rope, "adapter_weights": fp32_copy, "grads": grads, "moments": moments,
@@ -292,6 +321,8 @@ class MemoryPlan:
     with_checkpointing: PeakMemory
     gradient_checkpointing: bool
     """What the config asks for (``training_args.gradient_checkpointing``): the estimate that applies."""
+    quantization: dict | None = None
+    """The bitsandbytes settings in force (``gluekit.quantization.resolve``), None for a plain base."""
 
     @property
     def applies(self) -> PeakMemory:
@@ -300,7 +331,11 @@ class MemoryPlan:
     def summary(self) -> str:
         t = self.trainables
         zero = f", ZeRO-{self.zero_stage} over {self.devices} devices" if self.zero_stage else ""
-        lines = [f"peak memory per device ({self.model}, {self.dtype} weights{zero}; longest batch "
+        q = self.quantization
+        base = (f"{'4' if q.get('load_in_4bit') else '8'}-bit base"
+                + (f" ({q['bnb_4bit_quant_type']}{', double quant' if q.get('bnb_4bit_use_double_quant') else ''}), "
+                   f"fp32 hidden stream" if q.get("load_in_4bit") else ", fp32 hidden stream")) if q else f"{self.dtype} weights"
+        lines = [f"peak memory per device ({self.model}, {base}{zero}; longest batch "
                  f"{self.batch} x {self.seq_len} tokens; {t.method}: {t.trainable_params:,d} of {t.total_params:,d} "
                  f"parameters trained):",
                  f"  {'':26} {'checkpointing off':>18} {'checkpointing on':>18}"]
@@ -320,7 +355,7 @@ class MemoryPlan:
         return {"model": self.model, "dtype": self.dtype, "batch": self.batch, "seq_len": self.seq_len,
                 "devices": self.devices, "zero_stage": self.zero_stage, "method": self.trainables.method,
                 "total_params": self.trainables.total_params, "trainable_params": self.trainables.trainable_params,
-                "gradient_checkpointing": self.gradient_checkpointing,
+                "gradient_checkpointing": self.gradient_checkpointing, "quantization": self.quantization,
                 "bytes": {"checkpointing_off": pm(self.without_checkpointing), "checkpointing_on": pm(self.with_checkpointing)}}
 
 
@@ -352,12 +387,15 @@ def plan_memory(cfg, model_config=None, *, dtype: str, model_name: str = "tiny G
     """
     if model_config is None:
         model_config = model_config_for(None)
+    from .quantization import resolve
+
     trainables = count_trainables(model_config, cfg.peft_config_object())
     args = cfg.training_arguments(portable=True)  # a laptop without DeepSpeed plans a cluster run too
+    quant = resolve(getattr(cfg, "quantization", None), bf16=dtype == "bfloat16")
     batch = args.per_device_train_batch_size
     ckpt = bool(args.gradient_checkpointing or args.activation_checkpointing)
     stage = zero_stage_of(cfg)
-    kw = dict(batch=batch, seq_len=cfg.max_length, dtype=dtype, zero_stage=stage, devices=devices)
+    kw = dict(batch=batch, seq_len=cfg.max_length, dtype=dtype, zero_stage=stage, devices=devices, quantization=quant)
     return MemoryPlan(model_name, dtype, batch, cfg.max_length, devices, stage, trainables,
                       peak_memory(model_config, trainables, gradient_checkpointing=False, **kw),
-                      peak_memory(model_config, trainables, gradient_checkpointing=True, **kw), ckpt)
+                      peak_memory(model_config, trainables, gradient_checkpointing=True, **kw), ckpt, quant)

@@ -49,7 +49,7 @@ def default_dtype():
 
 
 def load_model(model: str | os.PathLike | None = None, trust_remote_code: bool = False, dtype=None,
-               device_map=None, device=None):
+               device_map=None, device=None, quantization: dict | None = None):
     """``AutoModelForCausalLM.from_pretrained`` with gluekit's defaults.
 
     ``trust_remote_code`` stays off unless asked: it runs Python files that come with the
@@ -60,6 +60,8 @@ def load_model(model: str | os.PathLike | None = None, trust_remote_code: bool =
     the GPU when there is one, else the CPU); ``dtype`` defaults to that device's
     (:func:`gluekit.device.dtype_for`). An explicit ``device_map`` (accelerate's, e.g. ``"auto"``)
     takes precedence over ``device``.
+    ``quantization``: the config's ``quantization`` mapping; when it loads in 4 or 8 bit, the base
+    is quantized with bitsandbytes and prepared for k-bit training (:mod:`gluekit.quantization`).
     """
     from transformers import AutoModelForCausalLM
 
@@ -74,6 +76,10 @@ def load_model(model: str | os.PathLike | None = None, trust_remote_code: bool =
     if device_map is None and dev.type != "cpu" and not _deepspeed_zero3():
         device_map = {"": dev}  # materialised on the device: no full copy in host memory first
     extra = model_load_kwargs(path, trust_remote_code)  # {} unless remote-code GLM-4
+    from .quantization import enabled
+
+    if enabled(quantization):
+        return _load_quantized(path, trust_remote_code, dtype, device_map, quantization, extra)
     with quiet_progress():
         return AutoModelForCausalLM.from_pretrained(
             path, trust_remote_code=trust_remote_code, dtype=dtype, device_map=device_map, **extra,
@@ -85,6 +91,24 @@ def _deepspeed_zero3() -> bool:
     from transformers.integrations import is_deepspeed_zero3_enabled
 
     return is_deepspeed_zero3_enabled()
+
+
+def _load_quantized(path: str, trust_remote_code: bool, dtype, device_map, quantization: dict, extra: dict):
+    """A 4-bit/8-bit base through ``quantization_config=`` (transformers 5 has no ``load_in_4bit=``)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from . import quantization as q
+
+    q.require()
+    settings = q.resolve(quantization, bf16=(dtype or default_dtype()) == torch.bfloat16)
+    with quiet_progress(), q.quiet_bitsandbytes():
+        net = AutoModelForCausalLM.from_pretrained(
+            path, trust_remote_code=trust_remote_code, dtype=dtype or default_dtype(), device_map=device_map,
+            quantization_config=q.bnb_config(settings), **extra,
+        )
+    net.gluekit_quantization = settings  # saved next to the adapter; the merge reads it back
+    return q.prepare_kbit(net)
 
 
 def base_model(model):

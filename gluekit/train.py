@@ -21,6 +21,8 @@ from .config import FinetuneConfig, apply_overrides, load_config, validate
 from .data import LengthReport, build_eval_rows, build_train_dataset, data_file, read_jsonl
 from .errors import ConfigError, DataError, GluekitError, TrainingError
 from .fileio import write_json
+from .models import base_model
+from .quantization import save_settings
 from .trackers import swanlab_callbacks, swanlab_environment
 
 # ---------------------------------------------------------------- the config of a run
@@ -139,10 +141,14 @@ def train(config: str | Path | FinetuneConfig, data_dir: str | Path, model: str 
     one-line :class:`~gluekit.errors.DiskFullError` and leaves no half-written checkpoint or
     adapter (the adapter is written to ``adapter.partial`` and renamed when whole).
     """
+    from .cards import compute_dtype_problem, present_card
     from .runlock import RunLock
 
     # 1) the config, keyword arguments included, validated as one
     cfg = run_config(config, overrides, data_dir, **training_args)
+    problem = compute_dtype_problem(present_card(), cfg.quantization)  # needs the card: not a config rule
+    if problem:
+        raise ConfigError(problem, cfg.path.name if cfg.path else None)
     # 2) the output folder's lock, held until the run ends (rank 0 holds it for a torchrun job)
     output_dir = cfg.output_dir
     with RunLock(output_dir, enabled=int(os.environ.get("RANK", "0")) == 0) as lock:
@@ -187,7 +193,7 @@ def _train(cfg, data_dir, model, resume, overwrite, trust_remote_code, print_log
     # 5) the model, the Trainer arguments (they need the model's generation config), then the
     #    adapter. Seed right before PEFT wraps the model: LoRA's A matrices are drawn then, before
     #    the Trainer would seed anything.
-    net = load_model(model, trust_remote_code)
+    net = load_model(model, trust_remote_code, quantization=cfg.quantization)
     args = trainer_arguments(cfg, net)
     set_seed(args.seed)
     note = None
@@ -240,6 +246,9 @@ def _save_adapter(trainer, tokenizer, adapter_dir: Path) -> None:
     trainer.save_model(str(partial))
     if main:
         tokenizer.save_pretrained(str(partial))
+        settings = getattr(base_model(trainer.model), "gluekit_quantization", None)
+        if settings:  # a QLoRA adapter: the merge and chat quantize the base with these settings
+            save_settings(partial, settings)
         shutil.rmtree(adapter_dir, ignore_errors=True)
         os.replace(partial, adapter_dir)
 

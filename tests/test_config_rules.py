@@ -33,7 +33,7 @@ def problems(raw, **kw):
 
 def test_rules_are_small_named_functions_in_order():
     assert [r.__name__ for r in RULES] == ["top_level_keys", "data_config", "combine", "lengths", "training_args",
-                                           "peft_config", "packing", "freeze_v", "swanlab"]
+                                           "peft_config", "packing", "quantization", "freeze_v", "swanlab"]
     assert [r.__name__ for r in TRAINING_ARGS_RULES] == [
         "training_arg_types", "training_arg_ranges", "evaluation_needs_data", "best_model", "resume_in_config",
         "report_to", "precision", "generation", "deepspeed", "transformers_accepts"]

@@ -107,6 +107,47 @@ def freeze_v(ctx: Context) -> None:
         ctx.notes.append("freezeV is read only by GLM-4V's vision fine-tuning script; it has no effect on text models.")
 
 
+def quantization(ctx: Context) -> None:
+    """The top-level ``quantization`` mapping: ``BitsAndBytesConfig`` fields (gluekit.quantization).
+
+    Whether the card can compute in the chosen dtype is checked where the card is known
+    (``gluekit.cards.preflight``, run by check/plan/train).
+    """
+    from .. import quantization as q
+
+    v = ctx.raw.get("quantization")
+    if v is None:
+        return
+    p = ctx.problems
+    if not isinstance(v, dict):
+        p.add("quantization", f"must be a mapping of BitsAndBytesConfig fields, got {v!r} ({kind(v)}). "
+              "Write quantization: {load_in_4bit: true} for a 4-bit base.")
+        return
+    fields = q.bnb_fields()
+    for k, val in v.items():
+        path = f"quantization.{k}"
+        if k not in fields:
+            hint = did_you_mean(str(k), fields) or f" Allowed: {', '.join(fields)}."
+            p.add(path, f"unknown key.{hint}")
+        elif k in q.BOOL_KEYS:
+            check_bool(p, path, val)
+        elif k in ("bnb_4bit_compute_dtype", "bnb_4bit_quant_storage") and val not in q.COMPUTE_DTYPES + (("uint8",) if "storage" in k else ()):
+            p.add(path, f"must be one of {', '.join(q.COMPUTE_DTYPES)}, got {val!r}. float32 works everywhere; bfloat16 needs a card with bf16.")
+        elif k == "bnb_4bit_quant_type" and val not in q.QUANT_TYPES:
+            p.add(path, f"must be nf4 or fp4, got {val!r}.{did_you_mean(str(val), q.QUANT_TYPES)} QLoRA uses nf4.")
+    if v.get("load_in_4bit") is True and v.get("load_in_8bit") is True:
+        p.add("quantization", "load_in_4bit and load_in_8bit are both true. Choose one (4-bit is QLoRA's).")
+    if q.enabled(v) and not q.available():
+        message = f"needs the bitsandbytes package, which is not installed. Install it: {q.INSTALL_HINT}."
+        if ctx.check_machine:
+            p.add("quantization", message)
+        else:
+            ctx.notes.append(f"`quantization` {message}")
+    if q.enabled(v) and ctx.raw.get("peft_config") is None:
+        p.add("quantization", "a quantized base cannot be trained without an adapter (full fine-tuning needs real "
+              "weights). Add a peft_config (LoRA) or remove quantization.")
+
+
 # ---------------------------------------------------------------- peft_config
 
 def peft_config(ctx: Context) -> None:
@@ -172,7 +213,7 @@ def swanlab(ctx: Context) -> None:
     ctx.notes.extend(swanlab_notes(ctx.raw.get("swanlab")))
 
 
-RULES: list[Rule] = [top_level_keys, data_config, combine, lengths, training_args, peft_config, packing, freeze_v, swanlab]
+RULES: list[Rule] = [top_level_keys, data_config, combine, lengths, training_args, peft_config, packing, quantization, freeze_v, swanlab]
 
 
 def validate(raw: Any, *, source: str | None = None, lines: dict[str, int] | None = None,
@@ -199,5 +240,6 @@ def validate(raw: Any, *, source: str | None = None, lines: dict[str, int] | Non
     return FinetuneConfig(
         data_config=ctx.data, combine=raw.get("combine", True), max_input_length=raw["max_input_length"],
         max_output_length=raw["max_output_length"], training_args=ctx.ta, peft_config=raw.get("peft_config"),
-        freezeV=raw.get("freezeV"), packing=ctx.packing, notes=ctx.notes, config_dir=cfg_dir, swanlab=raw.get("swanlab"),
+        freezeV=raw.get("freezeV"), packing=ctx.packing, quantization=raw.get("quantization"), notes=ctx.notes,
+        config_dir=cfg_dir, swanlab=raw.get("swanlab"),
     )

@@ -26,6 +26,8 @@ TOP_LEVEL_KEYS = (
     "packing",
     # GLM-4's current finetune.py: SwanLab reporting, disabled / local / cloud (gluekit.trackers).
     "swanlab",
+    # gluekit's own key: a 4-bit/8-bit base (QLoRA), BitsAndBytesConfig fields (gluekit.quantization)
+    "quantization",
 )
 DATA_CONFIG_KEYS = ("train_file", "val_file", "test_file", "num_proc")
 # gluekit's output folder when training_args has no output_dir (transformers 5 alone would use
@@ -113,6 +115,10 @@ class FinetuneConfig:
     swanlab: Any = None
     """GLM-4's current key (``disabled`` / ``local`` / ``cloud``; None when the file has none): see
     :mod:`gluekit.trackers` for what gluekit does with it at train time."""
+    quantization: dict | None = None
+    """gluekit's own key (GLM-4's files lack it): ``transformers.BitsAndBytesConfig`` fields as written,
+    e.g. ``{load_in_4bit: true}``; None or ``load_in_4bit: false`` = a full-precision base. The defaults
+    added for 4-bit (nf4, double quantization, compute dtype) are ``gluekit.quantization.resolve``'s."""
     path: Path | None = None
     """The file it was read from (a shipped copy's path when a bare name meant one)."""
     notes: list[str] = field(default_factory=list)
@@ -200,4 +206,6 @@ class FinetuneConfig:
             d["packing"] = True
         if self.swanlab is not None:
             d["swanlab"] = self.swanlab
+        if self.quantization is not None:
+            d["quantization"] = copy.deepcopy(self.quantization)
         return d
