@@ -106,16 +106,35 @@ def cmd_plan(args) -> int:
     for note in cfg.notes:
         print(f"note: {note}", file=sys.stderr if args.json else sys.stdout)
     memory, why_not = _memory_plan(cfg, args)
+    evaluation, no_eval = _eval_plan(cfg, plan, data_dir, args)
     if args.json:
         d = plan.to_dict()
         if not args.full:
             d.pop("learning_rates")
         d["memory"] = memory.to_dict() if memory else {"skipped": why_not}
+        d["evaluation"] = evaluation.to_dict() if evaluation else {"skipped": no_eval}
         print(json.dumps(d, indent=2))
     else:
         print(plan.summary())
+        print(evaluation.summary() if evaluation else f"evaluation: {no_eval}")
         print(memory.summary() if memory else f"peak memory: not estimated ({why_not})")
     return 0
+
+
+def _eval_plan(cfg, plan, data_dir, args):
+    """(EvalPlan, None), or (None, why) when the config evaluates nothing: the eval samples of
+    val_file and test_file counted (no tokenizer), generation timed at ``--eval-seconds``."""
+    from .data import count_eval_samples, data_file, read_jsonl
+    from .plan import plan_evaluation
+
+    dc = cfg.data_config
+    if not plan.eval_steps and dc.test_file is None:
+        return None, "none (no evaluation during training and no test_file)"
+
+    def count(name):
+        return count_eval_samples(read_jsonl(data_file(data_dir, name)), cfg.combine, cfg.generates) if name else 0
+
+    return plan_evaluation(cfg, plan, count(dc.val_file), count(dc.test_file), args.eval_seconds), None
 
 
 def _memory_plan(cfg, args):
@@ -258,6 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "config.json, or nothing for the embedded tiny GLM; no weights are loaded")
     p.add_argument("--dtype", default=None, choices=["bfloat16", "float16", "float32"],
                    help="load dtype of the weights (default: float32 for the tiny GLM on CPU, bfloat16 otherwise)")
+    p.add_argument("--eval-seconds", type=float, default=None, metavar="S",
+                   help="seconds to generate one eval reply on one device, for the evaluation time (default 4.0: GLM-4-9B "
+                        "in GLM-4 issue 488; measure yours as eval_runtime / eval_samples of a first evaluation)")
     p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("train", help="fine-tune: CONFIG, or DATA_DIR MODEL CONFIG [RESUME] (GLM-4's order)")
