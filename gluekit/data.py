@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .config.schema import sequence_max_length
 from .encoder import Encoder
 from .errors import DataError
 from .tokens import IGNORE_INDEX, SpecialIds, render_ids, template_prefix
@@ -171,12 +172,6 @@ def clean_message(message: dict) -> dict:
 
 
 # ---------------------------------------------------------------- training samples
-
-def sequence_max_length(max_input_length: int, max_output_length: int) -> int:
-    """Tokens a training sequence is cut to: ``max_input_length + max_output_length + 1``, as the
-    reference cuts it (the ``+ 1`` makes room for the ``<|user|>`` stop token appended to every sample)."""
-    return max_input_length + max_output_length + 1
-
 
 def encode_conversation(messages: list[dict], tokenizer, combine: bool = True,
                         max_length: int | None = None) -> dict[str, list[int]]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .data import SpecialIds
+from .tokens import SpecialIds
 from .fileio import atomic_write
 from .metrics import compute_metrics
 from .models import base_model, forward_accepts, is_native

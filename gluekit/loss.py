@@ -15,7 +15,7 @@ path: :func:`supports_label_only_logits` says which.
 """
 from __future__ import annotations
 
-from .data import IGNORE_INDEX
+from .tokens import IGNORE_INDEX
 from .models import forward_accepts, is_native
 
 

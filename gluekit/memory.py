@@ -360,7 +360,8 @@ def plan_memory(cfg, model_config=None, *, dtype: str, model_name: str = "tiny G
     """Peak memory per device of a run of ``cfg`` (a FinetuneConfig) on ``model_config`` (default: the tiny GLM).
 
     Batch = ``per_device_train_batch_size`` rows of the longest sample, ``cfg.max_length`` tokens,
-    both as the Trainer will use them (read from ``cfg.training_arguments()``). ``dtype``: the
+    both as the Trainer will use them (read from ``cfg.training_arguments(portable=True)``: a GPU run is
+    planned on any machine). ``dtype``: the
     load dtype of the weights (:func:`planned_dtype` gives gluekit's); ``model_name`` is only shown.
     """
     if model_config is None:

@@ -19,7 +19,7 @@ from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from transformers.trainer_utils import speed_metrics
 
 from .checkpoints import list_checkpoints
-from .data import IGNORE_INDEX
+from .tokens import IGNORE_INDEX
 from .errors import TrainingError
 from .evaluate import evaluate_rows
 from .loss import label_only_inputs, supports_label_only_logits

@@ -5,7 +5,8 @@ import logging
 import pytest
 
 from gluekit import DataError, encode_conversation, eval_examples, read_jsonl
-from gluekit.data import build_train_dataset, clean_message, sequence_max_length
+from gluekit.config import sequence_max_length
+from gluekit.data import build_train_dataset, clean_message
 from gluekit.quiet import transformers_logs
 from gluekit.tokens import IGNORE_INDEX, SpecialIds
 

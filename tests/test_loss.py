@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from gluekit import load_config
-from gluekit.data import IGNORE_INDEX, build_train_dataset, read_jsonl
+from gluekit.data import build_train_dataset, read_jsonl
+from gluekit.tokens import IGNORE_INDEX
 from gluekit.loss import label_only_inputs, supports_label_only_logits
 from gluekit.packing import PackCollator
 from gluekit.train import PreparedData

@@ -4,7 +4,8 @@ import torch
 
 from gluekit import load_config
 from gluekit.checkpoints import training_log
-from gluekit.data import IGNORE_INDEX, build_train_dataset, read_jsonl
+from gluekit.data import build_train_dataset, read_jsonl
+from gluekit.tokens import IGNORE_INDEX
 from gluekit.errors import ConfigError
 from gluekit.packing import PackCollator, packing_problem
 from gluekit.train import train

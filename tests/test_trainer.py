@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from gluekit import load_config
-from gluekit.data import IGNORE_INDEX, build_train_dataset, read_jsonl
+from gluekit.data import build_train_dataset, read_jsonl
+from gluekit.tokens import IGNORE_INDEX
 from gluekit.errors import TrainingError
 from gluekit.packing import PackCollator
 from gluekit.train import PreparedData

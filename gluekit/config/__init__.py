@@ -23,13 +23,13 @@ from .loader import apply_overrides, load_config, parse_scalar
 from .rules import RULES, validate
 from .schema import (
     DATA_CONFIG_KEYS, DEFAULT_OUTPUT_DIR, DEVICE_DEPENDENT_ARGS, TOP_LEVEL_KEYS, DataConfig, FinetuneConfig,
-    trainer_default,
+    sequence_max_length, trainer_default,
 )
 from .training_rules import EVAL_METRICS, LOG_LEVELS, REMOVED_HINTS, REMOVED_TRAINING_ARGS, TRAINING_ARGS_RULES
 
 __all__ = [
     "load_config", "validate", "parse_scalar", "apply_overrides", "did_you_mean", "DataConfig", "FinetuneConfig",
     "shipped_config", "shipped_configs", "ShippedConfig", "find_config", "trainer_default", "RULES",
-    "TRAINING_ARGS_RULES", "TOP_LEVEL_KEYS", "DATA_CONFIG_KEYS", "DEFAULT_OUTPUT_DIR", "DEVICE_DEPENDENT_ARGS",
+    "TRAINING_ARGS_RULES", "TOP_LEVEL_KEYS", "DATA_CONFIG_KEYS", "DEFAULT_OUTPUT_DIR", "DEVICE_DEPENDENT_ARGS", "sequence_max_length",
     "REMOVED_TRAINING_ARGS", "REMOVED_HINTS", "LOG_LEVELS", "EVAL_METRICS",
 ]

@@ -63,6 +63,12 @@ def trainer_default(name: str) -> Any:
     return value.value if isinstance(value, enum.Enum) else value
 
 
+def sequence_max_length(max_input_length: int, max_output_length: int) -> int:
+    """Tokens a training sequence is cut to: ``max_input_length + max_output_length + 1``, as the
+    reference cuts it (the ``+ 1`` makes room for the ``<|user|>`` stop token appended to every sample)."""
+    return max_input_length + max_output_length + 1
+
+
 @dataclass
 class DataConfig:
     """``data_config``: data files, relative to the data directory given at run time."""
@@ -128,7 +134,7 @@ class FinetuneConfig:
     @property
     def max_length(self) -> int:
         """Training sequences are cut to this many tokens (the reference's ``+ 1`` is for the stop token)."""
-        return self.max_input_length + self.max_output_length + 1
+        return sequence_max_length(self.max_input_length, self.max_output_length)
 
     def training_arguments(self, base_generation_config=None, *, portable: bool = False, **overrides: Any):
         """``Seq2SeqTrainingArguments`` built from ``training_args`` (plus keyword overrides).

@@ -6,8 +6,10 @@ Defaults come from transformers through ``Context.arg``; no rule changes a value
 """
 from __future__ import annotations
 
+import logging
 import warnings
 
+from ..quiet import transformers_logs
 from . import files
 from .checks import Context, Rule, allows_none, check_int, check_typed, did_you_mean, field_kind, is_number, one_of
 from .schema import DEFAULT_OUTPUT_DIR, DEVICE_DEPENDENT_ARGS, trainer_fields
@@ -228,21 +230,16 @@ def transformers_accepts(ctx: Context) -> None:
     if ctx.problems.any_under("training_args"):
         return
     from transformers import Seq2SeqTrainingArguments
-    from transformers.utils import logging as hf_logging
 
     args = {k: v for k, v in ctx.ta.items() if k not in DEVICE_DEPENDENT_ARGS and k != "generation_config"}
     args.setdefault("output_dir", DEFAULT_OUTPUT_DIR)
-    level = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
     try:
-        with warnings.catch_warnings():
+        with transformers_logs(logging.ERROR), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             Seq2SeqTrainingArguments(**args)
     except (ValueError, TypeError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         ctx.problems.add("training_args", f"transformers rejects these arguments: {first.rstrip('.')}. Fix the field it names.")
-    finally:
-        hf_logging.set_verbosity(level)
 
 
 TRAINING_ARGS_RULES: list[Rule] = [

@@ -12,7 +12,8 @@ lets a reader move the limits.
 """
 from __future__ import annotations
 
-from ..data import build_eval_rows, build_train_dataset, sequence_max_length
+from ..config import sequence_max_length
+from ..data import build_eval_rows, build_train_dataset
 
 NO_LIMIT = 10**9  # a limit no sample reaches
 
