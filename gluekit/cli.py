@@ -202,6 +202,7 @@ def cmd_plan(args) -> int:
     disk, disk_why_not = _disk_plan(cfg, args.model, n, devices=args.devices, dtype=args.dtype,
                                     trainables=memory.trainables if memory else None)
     fit = _card_fit(cfg, args) if memory else None
+    evaluation, no_eval = _eval_plan(cfg, plan, data_dir, args)
     if args.json:
         d = plan.to_dict()
         if not args.full:
@@ -210,9 +211,11 @@ def cmd_plan(args) -> int:
         d["disk"] = disk.to_dict() if disk else {"skipped": disk_why_not}
         if fit is not None:
             d["card"] = fit.to_dict()
+        d["evaluation"] = evaluation.to_dict() if evaluation else {"skipped": no_eval}
         print(json.dumps(d, indent=2))
     else:
         print(plan.summary())
+        print(evaluation.summary() if evaluation else f"evaluation: {no_eval}")
         print(memory.summary() if memory else f"peak memory: not estimated ({why_not})")
         print(disk.summary() if disk else f"disk: not estimated ({disk_why_not})")
         if fit is not None:
@@ -234,6 +237,22 @@ def _card_fit(cfg, args):
     if card is None:
         return None
     return cards.fit(cfg, card, model_config_for(args.model), dtype=args.dtype or planned_dtype(args.model), devices=args.devices)
+
+
+def _eval_plan(cfg, plan, data_dir, args):
+    """(EvalPlan, None), or (None, why) when the config evaluates nothing: the eval samples of
+    val_file and test_file counted (no tokenizer), generation timed at ``--eval-seconds``."""
+    from .data import count_eval_samples, data_file, read_jsonl
+    from .plan import plan_evaluation
+
+    dc = cfg.data_config
+    if not plan.eval_steps and dc.test_file is None:
+        return None, "none (no evaluation during training and no test_file)"
+
+    def count(name):
+        return count_eval_samples(read_jsonl(data_file(data_dir, name)), cfg.combine, cfg.generates) if name else 0
+
+    return plan_evaluation(cfg, plan, count(dc.val_file), count(dc.test_file), args.eval_seconds), None
 
 
 def _memory_plan(cfg, args):
@@ -397,6 +416,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--card", default=None,
                    help="does it fit on this card: a memory (24GB), a name (T4, V100, RTX3090, A100) or present "
                         "(the default: this machine's card, if any); shows the smallest change that makes it fit")
+    p.add_argument("--eval-seconds", type=float, default=None, metavar="S",
+                   help="seconds to generate one eval reply on one device, for the evaluation time (default 4.0: GLM-4-9B "
+                        "in GLM-4 issue 488; measure yours as eval_runtime / eval_samples of a first evaluation)")
     p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("train", help="fine-tune: CONFIG, or DATA_DIR MODEL CONFIG [RESUME] (GLM-4's order)")

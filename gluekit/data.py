@@ -325,6 +325,31 @@ def build_eval_rows(rows: list[dict], tokenizer, combine: bool, max_input_length
     return out
 
 
+def count_eval_samples(rows: list[dict], combine: bool, generates: bool = True) -> int:
+    """How many eval samples a file gives, without a tokenizer: with generation one per assistant
+    reply (``combine: False``) or per conversation with a reply (``combine: True``), as
+    :func:`build_eval_rows`; for the eval loss one per conversation, as :func:`build_train_dataset`
+    (before any sample the length limits empty is dropped)."""
+    if not generates:
+        return len(rows)
+    replies = [sum(m.get("role") == "assistant" and bool(m.get("content")) for m in r["messages"]) for r in rows]
+    return sum(min(n, 1) if combine else n for n in replies)
+
+
+def eval_subset(n: int, k: int | None, seed: int) -> list[int]:
+    """Indices of the eval samples each evaluation during training scores (``eval_samples: k``).
+
+    A fixed random ``k`` of ``n``, in file order, drawn once with ``seed`` (``training_args.seed``),
+    so every evaluation scores the same samples and the scores are comparable step to step. All
+    ``n`` when ``k`` is None or not smaller.
+    """
+    import random
+
+    if k is None or k >= n:
+        return list(range(n))
+    return sorted(random.Random(seed).sample(range(n), k))
+
+
 def data_file(data_dir: str | Path, name: str | None) -> Path | None:
     """A ``data_config`` file name resolved against the data directory (as the reference does)."""
     if name is None:

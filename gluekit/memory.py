@@ -59,14 +59,19 @@ SHARED_INPUT = {"q_proj": "attn_in", "k_proj": "attn_in", "v_proj": "attn_in", "
 
 def state_bytes(trainable: int, zero_stage: int, devices: int) -> tuple[float, float, float]:
     """(fp32 weights, gradients, AdamW moments) in bytes per device: 4 + 4 + 8 per trainable parameter,
-    sharded as ZeRO stage ``zero_stage`` shards them over ``devices``."""
+    sharded as ZeRO stage ``zero_stage`` shards them over ``devices``.
+
+    Stage 1 partitions the optimizer states, and those are the fp32 master weights as well as
+    AdamW's two moments (DeepSpeed's ZeRO-1/2 optimizer keeps an fp32 copy of its own partition
+    only; the model's weights in the load dtype stay whole until stage 3); stage 2 adds the
+    gradients. Stage 3's parameter sharding is in the load-dtype weights (:func:`peak_memory`).
+    """
     fp32_copy, grads, moments = 4.0 * trainable, 4.0 * trainable, 8.0 * trainable
-    if zero_stage >= 1:
+    if zero_stage >= 1:  # the optimizer states: fp32 master weights and both moments
+        fp32_copy /= devices
         moments /= devices
     if zero_stage >= 2:
         grads /= devices
-    if zero_stage >= 3:
-        fp32_copy /= devices
     return fp32_copy, grads, moments
 
 
@@ -390,7 +395,7 @@ def plan_memory(cfg, model_config=None, *, dtype: str, model_name: str = "tiny G
     from .quantization import resolve
 
     trainables = count_trainables(model_config, cfg.peft_config_object())
-    args = cfg.training_arguments(portable=True)  # a laptop without DeepSpeed plans a cluster run too
+    args = cfg.training_arguments(portable=True)  # a GPU run (bf16, deepspeed) is planned on any machine
     quant = resolve(getattr(cfg, "quantization", None), bf16=dtype == "bfloat16")
     batch = args.per_device_train_batch_size
     ckpt = bool(args.gradient_checkpointing or args.activation_checkpointing)

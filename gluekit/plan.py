@@ -114,3 +114,113 @@ def make_plan(args, num_samples: int, num_devices: int = 1) -> Plan:
         learning_rates=learning_rates(args, max_steps), warmup_steps=args.get_warmup_steps(max_steps),
         scheduler=str(getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type)),
     )
+
+
+# ---------------------------------------------------------------- evaluation: what it scores, how long, when it may stop
+
+DEFAULT_SECONDS_PER_REPLY = 4.0
+"""Seconds to generate one eval reply when the plan is not told (``gluekit plan --eval-seconds``):
+GLM-4-9B fine-tuned with GLM-4's own script in GLM-4 issue 488, whose evaluation of 500 dev
+samples took 33 minutes (3.96 s each; 100 samples in 7 minutes with ``combine: True``). A rate
+reported by a user, not measured here: measure yours as ``eval_runtime / eval_samples`` of a first
+evaluation (gluekit logs both) and pass it in."""
+
+
+@dataclass
+class EvalPlan:
+    """What the evaluations of a run score, about how long generation takes, and when early stopping may stop it."""
+
+    generates: bool
+    """``predict_with_generate``: generated replies scored by ROUGE/BLEU, or the loss on the reply tokens."""
+    val_samples: int
+    """Eval samples in val_file (replies with generation, conversations for the loss)."""
+    per_evaluation: int
+    """Samples each evaluation during training scores (``eval_samples`` of them, or all)."""
+    eval_steps: list[int]
+    test_samples: int
+    """Samples of test_file, scored once after training."""
+    num_devices: int = 1
+    seconds_per_sample: float | None = None
+    """Generation only: seconds per reply on one device (``DEFAULT_SECONDS_PER_REPLY`` unless given)."""
+    seconds_source: str = ""
+    patience: int | None = None
+    """``early_stopping.patience``; None without early stopping."""
+    threshold: float = 0.0
+    metric: str | None = None
+    greater_is_better: bool | None = None
+    load_best: bool = False
+    save_steps: list[int] = field(default_factory=list)
+
+    def seconds(self, samples: int) -> float | None:
+        """Generation time for ``samples`` replies, shared by the devices (None for the loss)."""
+        if not self.generates or self.seconds_per_sample is None:
+            return None
+        return self.seconds_per_sample * math.ceil(samples / self.num_devices)
+
+    @property
+    def earliest_stop(self) -> int | None:
+        """The first step early stopping can stop at: the evaluation after ``patience`` ones without improvement."""
+        if self.patience is None or len(self.eval_steps) <= self.patience:
+            return None
+        return self.eval_steps[self.patience]
+
+    def summary(self) -> str:
+        n_eval = len(self.eval_steps)
+        if self.generates:
+            what = f"generation (ROUGE/BLEU of generated replies), {self.val_samples} replies in val_file"
+        else:
+            what = f"the loss on the reply tokens (eval_loss, no generation), {self.val_samples} samples in val_file"
+        subset = (f"a fixed random {self.per_evaluation} of them (eval_samples)" if self.per_evaluation < self.val_samples
+                  else "all of them")
+        lines = [f"evaluation: {what}; {n_eval} evaluation(s) during training score {subset}; "
+                 f"after training the test_file's {self.test_samples} once, whole"]
+        during, end = self.per_evaluation * n_eval, self.test_samples
+        if self.generates and self.seconds_per_sample is not None:
+            full = self.seconds(self.val_samples) * n_eval + self.seconds(end)
+            lines.append(f"  generation time: {during} + {end} replies at {self.seconds_per_sample:g} s per reply "
+                         f"({self.seconds_source}) over {self.num_devices} device(s): about "
+                         f"{_minutes(self.seconds(self.per_evaluation) * n_eval)} during training + {_minutes(self.seconds(end))} at the end"
+                         + (f" (every reply at every evaluation: {_minutes(full)})" if self.per_evaluation < self.val_samples else ""))
+        elif not self.generates:
+            lines.append(f"  cost: one forward pass per sample ({during} during training, {end} at the end), no generation")
+        if self.patience is not None:
+            better = "higher" if self.greater_is_better else "lower"
+            when = (f"the earliest stop is step {self.earliest_stop} (evaluation {self.patience + 1} of {n_eval}), "
+                    "or any evaluation after it" if self.earliest_stop else f"it cannot stop early: only {n_eval} evaluation(s)")
+            kept = ("load_best_model_at_end: the best evaluation's checkpoint is kept and loaded at the end, and becomes the adapter"
+                    if self.load_best else "the adapter is the last step's (load_best_model_at_end is off)")
+            lines.append(f"early stopping: after {self.patience} evaluation(s) in a row without {self.metric} improving by more than "
+                         f"{self.threshold:g} ({better} is better); {when}; {kept}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["earliest_stop"] = self.earliest_stop
+        return d
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+def plan_evaluation(cfg, plan: Plan, val_samples: int, test_samples: int,
+                    seconds_per_sample: float | None = None) -> EvalPlan:
+    """The evaluation part of a plan: ``cfg`` (a FinetuneConfig: ``predict_with_generate``,
+    ``eval_samples``, ``early_stopping``), ``plan`` (its eval and save steps), the eval samples of
+    val_file and test_file (:func:`gluekit.data.count_eval_samples`), and the seconds one reply
+    takes to generate (default :data:`DEFAULT_SECONDS_PER_REPLY`)."""
+    args = cfg.training_arguments(portable=True)
+    source = "given" if seconds_per_sample is not None else "default: GLM-4-9B in GLM-4 issue 488"
+    es = cfg.early_stopping or {}
+    metric = args.metric_for_best_model
+    if metric is not None and not metric.startswith("eval_"):
+        metric = f"eval_{metric}"
+    return EvalPlan(
+        generates=cfg.generates, val_samples=val_samples, eval_steps=list(plan.eval_steps),
+        per_evaluation=min(val_samples, cfg.eval_samples or val_samples), test_samples=test_samples,
+        num_devices=plan.num_devices,
+        seconds_per_sample=(DEFAULT_SECONDS_PER_REPLY if seconds_per_sample is None else seconds_per_sample) if cfg.generates else None,
+        seconds_source=source if cfg.generates else "", patience=es.get("patience"), threshold=float(es.get("threshold", 0.0)),
+        metric=metric, greater_is_better=args.greater_is_better, load_best=bool(args.load_best_model_at_end),
+        save_steps=list(plan.save_steps),
+    )

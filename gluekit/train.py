@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .checkpoints import resume_point, resume_request
-from .config import FinetuneConfig, apply_overrides, load_config, validate
-from .data import LengthReport, build_eval_rows, build_train_dataset, data_file, read_jsonl
+from .config import FinetuneConfig, apply_overrides, load_config, trainer_default, validate
+from .data import LengthReport, build_eval_rows, build_train_dataset, data_file, eval_subset, read_jsonl
 from .errors import ConfigError, DataError, GluekitError, TrainingError
 from .fileio import write_json
 from .models import base_model
@@ -76,7 +76,14 @@ class PreparedData:
     """``datasets.Dataset`` with input_ids and labels."""
     report: LengthReport
     eval_rows: list[dict] = field(default_factory=list)
+    """Generation samples of val_file scored at each evaluation (``eval_samples`` of them, if set)."""
     test_rows: list[dict] = field(default_factory=list)
+    eval_loss: Any = None
+    """With ``predict_with_generate: false``: val_file's samples built like training samples
+    (input_ids, labels: the reply tokens), a ``datasets.Dataset`` scored by the eval loss."""
+    test_loss: Any = None
+    eval_indices: list[int] | None = None
+    """With ``eval_samples``: which of val_file's samples each evaluation scores (None: all)."""
 
 
 def prepare_data(cfg: FinetuneConfig, data_dir: str | Path, tokenizer, on_empty: str = "drop") -> PreparedData:
@@ -105,7 +112,24 @@ def prepare_data(cfg: FinetuneConfig, data_dir: str | Path, tokenizer, on_empty:
     def rows(key):
         return build_eval_rows(files[key], tokenizer, cfg.combine, cfg.max_input_length, cfg.max_output_length) if key in files else []
 
-    return PreparedData(train, report, rows("val_file"), rows("test_file"))
+    def losses(key):  # the eval loss scores reply tokens: samples built as training builds them
+        return build_train_dataset(files[key], tokenizer, cfg.combine, cfg.max_input_length, cfg.max_output_length,
+                                   num_proc=dc.num_proc, source=getattr(dc, key))[0] if key in files else None
+
+    if cfg.generates:
+        data = PreparedData(train, report, rows("val_file"), rows("test_file"))
+        n_eval = len(data.eval_rows)
+    else:
+        data = PreparedData(train, report, eval_loss=losses("val_file"), test_loss=losses("test_file"))
+        n_eval = len(data.eval_loss) if data.eval_loss is not None else 0
+    if cfg.eval_samples is not None and cfg.eval_samples < n_eval:  # a fixed random subset during training
+        seed = cfg.training_args.get("seed", trainer_default("seed"))
+        data.eval_indices = eval_subset(n_eval, cfg.eval_samples, seed)
+        if cfg.generates:
+            data.eval_rows = [data.eval_rows[i] for i in data.eval_indices]
+        else:
+            data.eval_loss = data.eval_loss.select(data.eval_indices)
+    return data
 
 
 # ---------------------------------------------------------------- the recipe
@@ -228,7 +252,8 @@ def _train(cfg, data_dir, model, resume, overwrite, trust_remote_code, print_log
                  partial=adapter_dir.with_name("adapter.partial")):
         _save_adapter(trainer, tokenizer, adapter_dir)
     with _saving("the test predictions and run_summary.json", output_dir, 0, final_step=final):
-        test_metrics = trainer.evaluate(data.test_rows, metric_key_prefix="test") if data.test_rows else {}
+        test_set = data.test_rows if cfg.generates else data.test_loss  # scored whole, whatever eval_samples says
+        test_metrics = trainer.evaluate(test_set, metric_key_prefix="test") if test_set else {}
         if trainer.is_world_process_zero():
             write_json(output_dir / "run_summary.json", {
                 "train": result.metrics, "test": test_metrics, "lengths": data.report.summary(),

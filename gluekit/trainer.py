@@ -10,12 +10,14 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments, TrainerCallback
+from transformers import EarlyStoppingCallback, Seq2SeqTrainer, Seq2SeqTrainingArguments, TrainerCallback
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
+from transformers.trainer_utils import speed_metrics
 
 from .checkpoints import checkpoint_problem, list_checkpoints
 from .tokens import IGNORE_INDEX
@@ -94,10 +96,14 @@ def nan_message(loss: float | str, step: int, learning_rate: float, label_tokens
 
 
 class GenerationEvalTrainer(Seq2SeqTrainer):
-    """Seq2SeqTrainer whose ``evaluate`` generates replies and scores ROUGE/BLEU.
+    """Seq2SeqTrainer whose ``evaluate`` follows ``predict_with_generate``.
 
-    Eval batches carry no labels (as in GLM-4's script), so there is no eval loss; the
-    metrics are logged like any Trainer metric (``eval_rouge-1`` ... in trainer_state.json).
+    True (GLM-4's configs): it generates a reply for every eval row and scores ROUGE/BLEU; those
+    rows carry no labels (as in GLM-4's script), so there is no eval loss. False: the Trainer's own
+    evaluation loop computes the loss on the reply tokens of samples built like training samples
+    (``eval_dataset``), with no generation (:meth:`evaluate_loss`). Either way the metrics are
+    logged like any Trainer metric (``eval_rouge-1`` ... or ``eval_loss`` in trainer_state.json),
+    so ``metric_for_best_model`` and ``EarlyStoppingCallback`` can read them.
     ``eval_rows``: eval samples from :func:`gluekit.data.build_eval_rows`.
     """
 
@@ -113,6 +119,16 @@ class GenerationEvalTrainer(Seq2SeqTrainer):
                 and self.label_smoother is None and self.compute_loss_func is None):
             inputs = label_only_inputs(inputs)
         return super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None, **gen_kwargs):
+        """The eval loss (only the loss wanted, no generation) from label-position logits, as training
+        computes it (:meth:`compute_loss`); the Trainer's own step asks for every position's logits."""
+        if prediction_loss_only and not self.args.predict_with_generate and "labels" in inputs:
+            inputs = self._prepare_inputs(inputs)
+            with torch.no_grad(), self.compute_loss_context_manager():
+                loss = self.compute_loss(model, inputs)
+            return loss.detach().mean(), None, None
+        return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys=ignore_keys, **gen_kwargs)
 
     def training_step(self, model, inputs, *args, **kwargs):
         """The Trainer's step, then a check: a NaN/inf loss stops training before the optimizer uses it.
@@ -181,7 +197,11 @@ class GenerationEvalTrainer(Seq2SeqTrainer):
         """Generate a reply for every eval row (or the rows given), score them, log and return the metrics.
 
         Rank 0 writes the predictions to ``output_dir/eval_predictions/<prefix>-step-<N>.jsonl``.
+        With ``predict_with_generate: false``, :meth:`evaluate_loss` instead.
         """
+        if not self.args.predict_with_generate:
+            return self.evaluate_loss(eval_dataset, metric_key_prefix)
+        start = time.time()
         rows = eval_dataset if isinstance(eval_dataset, list) else self.eval_rows
         out_file = None
         if self.args.should_save:
@@ -193,8 +213,33 @@ class GenerationEvalTrainer(Seq2SeqTrainer):
         )
         metrics = {f"{metric_key_prefix}_{k}": round(v, 4) for k, v in metrics.items()}
         metrics[f"{metric_key_prefix}_samples"] = len(rows)
+        metrics.update(speed_metrics(metric_key_prefix, start, num_samples=len(rows)))  # the Trainer's own timing keys
+        return self._log_evaluation(metrics, metric_key_prefix)
+
+    def evaluate_loss(self, eval_dataset=None, metric_key_prefix: str = "eval") -> dict:
+        """The loss on the reply tokens, from the Trainer's own evaluation loop: no generation.
+
+        ``eval_dataset`` (default: the Trainer's): samples built like training samples
+        (:func:`gluekit.data.build_train_dataset` on the eval file: input_ids, labels on the reply
+        tokens), in batches of ``per_device_eval_batch_size`` through the training collator;
+        ``<prefix>_loss`` is the Trainer's average (the batch losses weighted by batch size).
+        """
+        dataset = self.eval_dataset if eval_dataset is None else eval_dataset
+        start = time.time()
+        output = self.evaluation_loop(self.get_eval_dataloader(dataset), description="Evaluation",
+                                      prediction_loss_only=True, metric_key_prefix=metric_key_prefix)
+        metrics = {f"{metric_key_prefix}_loss": output.metrics[f"{metric_key_prefix}_loss"],
+                   f"{metric_key_prefix}_samples": output.num_samples}
+        metrics.update(speed_metrics(metric_key_prefix, start, num_samples=output.num_samples))
+        return self._log_evaluation(metrics, metric_key_prefix)
+
+    def _log_evaluation(self, metrics: dict, metric_key_prefix: str) -> dict:
+        """Log the metrics and hand them to the callbacks, as the Trainer does: an evaluation's (``eval_``
+        prefix) to ``on_evaluate``, which EarlyStoppingCallback reads; the test file's to ``on_predict``,
+        as ``Trainer.predict`` does, so no early-stopping decision follows the end of training."""
         self.log(metrics)
-        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
+        event = self.callback_handler.on_evaluate if metric_key_prefix == "eval" else self.callback_handler.on_predict
+        self.control = event(self.args, self.state, self.control, metrics)
         return metrics
 
 
@@ -270,11 +315,15 @@ def build_trainer(cfg, model, tokenizer, data, print_logs: bool = True, callback
     """
     args = args if args is not None else trainer_arguments(cfg, model)
     trackers = tracker_callbacks(args)  # report_to: swanlab >= 0.8 runs through its own callback
+    eval_set = data.eval_rows if args.predict_with_generate else data.eval_loss  # what evaluate() scores
+    stopping = []
+    if cfg.early_stopping is not None:  # gluekit's key: transformers' callback, reading metric_for_best_model
+        stopping = [EarlyStoppingCallback(cfg.early_stopping["patience"], cfg.early_stopping.get("threshold", 0.0))]
     trainer = GenerationEvalTrainer(
         model=model, args=args, train_dataset=data.train,
-        eval_dataset=data.eval_rows or None, eval_rows=data.eval_rows,
+        eval_dataset=eval_set or None, eval_rows=data.eval_rows,
         data_collator=train_collator(cfg, model, tokenizer), processing_class=tokenizer,
-        callbacks=[NanGuard(), StopOnSignal()] + ([LogPrinter()] if print_logs else []) + trackers,
+        callbacks=[NanGuard(), StopOnSignal()] + stopping + ([LogPrinter()] if print_logs else []) + trackers,
     )
     # LogPrinter's short lines replace the raw dicts the Trainer prints with tqdm off; print_logs=False
     # prints neither. The caller's callbacks come after, so a PrinterCallback among them stays.

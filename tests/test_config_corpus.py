@@ -173,7 +173,12 @@ CASES = [
     Case("load_best_without_metric", edit("report_to: none", "report_to: none\n  load_best_model_at_end: true"),
          ["`training_args.metric_for_best_model`: is not set, but load_best_model_at_end is true", "Set metric_for_best_model: rouge-l"]),
     Case("load_best_eval_loss", edit("report_to: none", "report_to: none\n  load_best_model_at_end: true\n  metric_for_best_model: eval_loss"),
-         ["`training_args.metric_for_best_model`: must be one of gluekit's eval metrics rouge-1, rouge-2, rouge-l, bleu-4, exact_match, got 'eval_loss'."]),
+         ["`training_args.metric_for_best_model`: must be one of rouge-1, rouge-2, rouge-l, bleu-4, exact_match, got 'eval_loss'. "
+          "(predict_with_generate is true: evaluation logs the scores of generated replies, no eval_loss."]),
+    Case("early_stopping_without_evaluation", edit("  eval_strategy: steps\n", "  eval_strategy: 'no'\n",
+                                                   "report_to: none", "report_to: none\n  metric_for_best_model: rouge-l")
+         + "early_stopping: {patience: 2}\n",
+         ["`early_stopping`: needs evaluations, but training_args.eval_strategy is 'no'."]),
     Case("fp16", edit("report_to: none", "report_to: none\n  fp16: true"),
          ["`training_args.fp16`: GLM-4 gives NaN losses in float16, got fp16: true. Use bf16: true"]),
     Case("resume_in_config", edit("report_to: none", "report_to: none\n  resume_from_checkpoint: ./out/checkpoint-10"),

@@ -12,7 +12,8 @@ from gluekit.config.checks import Context, Problems
 BASE = {
     "data_config": {"train_file": "train.jsonl", "val_file": "dev.jsonl"},
     "max_input_length": 64, "max_output_length": 16,
-    "training_args": {"max_steps": 30, "eval_strategy": "steps", "eval_steps": 10, "save_steps": 10, "report_to": "none"},
+    "training_args": {"max_steps": 30, "eval_strategy": "steps", "eval_steps": 10, "save_steps": 10, "report_to": "none",
+                      "predict_with_generate": True},
     "peft_config": {"peft_type": "LORA", "r": 8, "lora_alpha": 16, "target_modules": "all-linear"},
 }
 
@@ -33,9 +34,10 @@ def problems(raw, **kw):
 
 def test_rules_are_small_named_functions_in_order():
     assert [r.__name__ for r in RULES] == ["top_level_keys", "data_config", "combine", "lengths", "training_args",
-                                           "peft_config", "packing", "quantization", "freeze_v", "swanlab"]
+                                           "peft_config", "packing", "quantization", "freeze_v", "swanlab", "early_stopping",
+                                           "eval_samples"]
     assert [r.__name__ for r in TRAINING_ARGS_RULES] == [
-        "training_arg_types", "training_arg_ranges", "evaluation_needs_data", "best_model", "resume_in_config",
+        "training_arg_types", "training_arg_ranges", "evaluation_needs_data", "best_model", "best_metric", "resume_in_config",
         "report_to", "precision", "generation", "deepspeed", "transformers_accepts"]
 
 
@@ -59,7 +61,7 @@ def test_trainer_defaults_are_transformers_own():
 
 def test_best_model_rule_reads_the_trainers_save_and_eval_steps():
     # save_steps left out: transformers' 500, not a multiple of eval_steps 300
-    best = {"load_best_model_at_end": True, "metric_for_best_model": "rouge-l"}
+    best = {"load_best_model_at_end": True, "metric_for_best_model": "rouge-l", "predict_with_generate": True}
     out = problems(with_args(save_steps=..., eval_steps=300, max_steps=900, **best))
     assert trainer_default("save_steps") == 500
     assert out == ["`training_args.save_steps`: must be a multiple of eval_steps (300) when load_best_model_at_end is true, "
@@ -123,3 +125,76 @@ def test_transformers_has_the_last_word_only_when_the_rules_pass():
 def test_finetune_config_is_a_plain_dataclass():
     cfg = validate(BASE)
     assert dataclasses.is_dataclass(cfg) and cfg.output_dir.as_posix() == "output"
+
+
+# ---------------------------------------------------------------- evaluation choices
+
+GEN, LOSS = {"predict_with_generate": True}, {"predict_with_generate": False}
+
+
+def test_metric_for_best_model_must_be_one_the_evaluation_logs():
+    assert problems(with_args(**GEN, metric_for_best_model="eval_loss")) == [
+        "`training_args.metric_for_best_model`: must be one of rouge-1, rouge-2, rouge-l, bleu-4, exact_match, got 'eval_loss'. "
+        "(predict_with_generate is true: evaluation logs the scores of generated replies, no eval_loss. "
+        "Set predict_with_generate: false to compare eval_loss.)"]
+    assert problems(with_args(**LOSS, metric_for_best_model="rouge-l")) == [
+        "`training_args.metric_for_best_model`: must be loss (or eval_loss), got 'rouge-l'. (predict_with_generate is false: "
+        "evaluation logs only eval_loss, the loss on the reply tokens. Set predict_with_generate: true to compare rouge-l.)"]
+    # predict_with_generate left out: transformers' default false, so the loss
+    assert problems(with_args(predict_with_generate=..., metric_for_best_model="los")) == [
+        "`training_args.metric_for_best_model`: must be loss (or eval_loss), got 'los'. Did you mean `loss`? "
+        "(predict_with_generate is false: evaluation logs only eval_loss, the loss on the reply tokens.)"]
+    assert trainer_default("predict_with_generate") is False
+    for ok in (with_args(**LOSS, metric_for_best_model="eval_loss"), with_args(**GEN, metric_for_best_model="eval_rouge-l")):
+        validate(ok)
+
+
+def test_load_best_model_needs_a_metric_only_when_generating():
+    assert problems(with_args(**GEN, load_best_model_at_end=True)) == [
+        "`training_args.metric_for_best_model`: is not set, but load_best_model_at_end is true and predict_with_generate is "
+        "true: evaluation generates replies and logs no eval_loss to compare. Set metric_for_best_model: rouge-l (or rouge-1, "
+        "rouge-2, bleu-4, exact_match), or predict_with_generate: false for eval_loss."]
+    cfg = validate(with_args(**LOSS, load_best_model_at_end=True))  # transformers compares eval_loss
+    assert cfg.training_arguments().metric_for_best_model == "loss" and not cfg.generates
+
+
+def test_predict_with_generate_note_says_what_evaluation_computes():
+    loss_note = ("each evaluation computes the loss on the reply tokens of val_file (eval_loss), with no generation and no "
+                 "ROUGE/BLEU. Set it true to score generated replies.")
+    assert validate(with_args(**LOSS)).notes == [f"training_args.predict_with_generate is false: {loss_note}"]
+    assert validate(with_args(predict_with_generate=...)).notes == [f"training_args.predict_with_generate is not set (transformers' default: false): {loss_note}"]
+    assert validate(with_args(**GEN)).notes == [] and validate(with_args(**GEN)).generates
+
+
+def test_early_stopping_key():
+    es = {**with_args(**GEN, metric_for_best_model="rouge-l"), "early_stopping": {"patience": 0, "treshold": -1}}
+    assert problems(es) == ["`early_stopping.treshold`: unknown key. Did you mean `threshold`?",
+                            "`early_stopping.patience`: must be >= 1, got 0. It counts evaluations without improvement."]
+    assert problems({**with_args(**LOSS), "early_stopping": {"threshold": -1}}) == [
+        "`early_stopping.patience`: is required: how many evaluations in a row may fail to improve metric_for_best_model "
+        "before training stops, e.g. patience: 3.",
+        "`early_stopping.threshold`: must be a number >= 0, got -1. It is how much metric_for_best_model must improve to "
+        "count as better (0: any improvement).",
+        "`training_args.metric_for_best_model`: is not set, but early_stopping compares it at every evaluation. Set "
+        "metric_for_best_model: loss (with predict_with_generate: false) or rouge-l (with predict_with_generate: true)."]
+    assert problems({**BASE, "early_stopping": [3]}) == [
+        "`early_stopping`: must be a mapping such as {patience: 3, threshold: 0.0}, got [3] (a list)."]
+    assert problems({**with_args(**LOSS, eval_strategy="no", metric_for_best_model="loss"), "early_stopping": {"patience": 3}}) == [
+        "`early_stopping`: needs evaluations, but training_args.eval_strategy is 'no'. Set eval_strategy: steps (with "
+        "eval_steps), or remove early_stopping."]
+    cfg = validate({**with_args(**GEN, metric_for_best_model="rouge-l"), "early_stopping": {"patience": 3}})
+    assert cfg.notes == ["early_stopping is set without training_args.load_best_model_at_end: training stops, and the adapter "
+                         "is the last step's, not the best evaluation's. Set load_best_model_at_end: true to keep the best."]
+    cfg = validate({**with_args(**LOSS, load_best_model_at_end=True), "early_stopping": {"patience": 2, "threshold": 0.01}})
+    assert cfg.early_stopping == {"patience": 2, "threshold": 0.01} and cfg.to_dict()["early_stopping"] == cfg.early_stopping
+    assert "early_stopping" not in validate(BASE).to_dict()  # gluekit's keys are written only when set
+
+
+def test_eval_samples_key():
+    assert problems({**BASE, "eval_samples": 0}) == [
+        "`eval_samples`: must be >= 1, got 0. It is how many val_file samples each evaluation during training scores."]
+    cfg = validate({**with_args(**GEN, eval_strategy="no"), "eval_samples": 5})
+    assert cfg.eval_samples == 5 and cfg.notes == [
+        "eval_samples is set but training_args.eval_strategy is 'no': nothing is evaluated during training, so it changes nothing.",
+        "eval_samples is 5 and data_config.test_file is not set: the whole val_file is never scored. Set test_file (GLM-4's "
+        "configs use the same dev.jsonl) to score it whole after training."]

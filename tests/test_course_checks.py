@@ -64,3 +64,15 @@ def test_short_run_leaves_transformers_logging_as_it_was():
     run = short_run()
     assert (hf_logging.get_verbosity(), list(hf_logging.get_logger().handlers)) == before
     assert any(m.startswith("Saving model checkpoint") for _, m in run.log_messages)  # captured, not on stderr
+
+
+def test_evaluation_verdicts_come_from_the_reference_run():
+    """The reference's own evaluation decides: it scores every sample, logs no loss, generates only when told."""
+    from gluekit.course.runs import reference_eval_run
+
+    on, off = reference_eval_run(True), reference_eval_run(False)
+    assert on.scored == on.num_samples > 8 and on.generate_calls == on.batches == 3 and "eval_loss" not in on.metrics
+    assert off.generate_calls == 0 and off.error.startswith("UnboundLocalError")
+    dropped = reference_eval_run(True, True)
+    assert dropped.collator_keys == ["input_ids"] and dropped.error == "KeyError: 'output_ids'"
+    assert f"compute_metrics scored {on.scored} predictions" in checks.check("eval_sees_8_samples").evidence

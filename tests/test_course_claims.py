@@ -24,3 +24,11 @@ def test_result_and_table():
     text = claims.table([r, claims.result("logs_every_10_steps", "holds", "")])
     assert text.splitlines()[2].startswith("partly   peft_config.lora_alpha ")
     assert text.endswith("2 claims: 1 holds, 0 wrong, 1 partly")
+
+
+def test_verdict_html_counts_and_hides_the_detail():
+    rs = [claims.result("lora_alpha_is_scaling", "partly", "alpha / r <b>"), claims.result("logs_every_10_steps", "holds", "")]
+    html = claims.verdict_html(rs)
+    assert "<tr><td><b>partly</b></td><td>1</td>" in html and "<tr><td><b>wrong</b></td><td>0</td>" in html
+    summary, detail = html.split("<details>")
+    assert "alpha / r" not in summary and "alpha / r &lt;b&gt;" in detail  # evidence only behind the toggle, escaped

@@ -27,3 +27,29 @@ def test_resume_actions(tmp_path):
     assert reference.reference_resume_action("5", out) == reference.gluekit_resume_action("5", out) == "resume from checkpoint-5"
     assert reference.reference_resume_action(None, out) == "train fresh"
     assert (out / "checkpoint-5").is_dir()  # gluekit's side never deletes
+
+
+def test_reference_eval_samples_stop_instead_of_cutting(tok):
+    chat = claims.SEED_CHAT
+    full = reference.reference_eval_samples(chat, tok, False, 512, 512)
+    assert len(full) == 2 and tok.decode(full[1]["input_ids"]).endswith("<|assistant|>")
+    limit = len(full[0]["input_ids"]) + 1  # the history reaches it before the second reply
+    short = reference.reference_eval_samples(chat, tok, False, limit, 512)
+    assert len(short) == 1 and short[0]["input_ids"] == full[0]["input_ids"]  # stopped, never cut
+
+
+def test_reference_resume_outcome_follows_into_the_trainer(tmp_path):
+    import shutil
+
+    from gluekit.checkpoints import list_checkpoints
+    from gluekit.course.runs import short_run
+
+    trainer = short_run().result.trainer
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    out = reference.reference_resume_outcome("10", empty, trainer)
+    assert out.startswith("resume from checkpoint-10, then the Trainer fails: ValueError: Can't find a valid checkpoint")
+    good = tmp_path / "good"
+    shutil.copytree(list_checkpoints(short_run().output_dir)[0], good / "checkpoint-10")
+    assert reference.reference_resume_outcome("yes", good, trainer) == "resume from checkpoint-10: the Trainer loads it"
+    assert reference.reference_resume_outcome("no", empty, trainer).startswith("skip training")

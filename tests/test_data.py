@@ -169,3 +169,16 @@ def test_long_samples_warn_nothing_and_leave_the_tokenizer_unchanged(tok):
     assert [m.split(" (")[0] for m in records.messages] == [
         "Token indices sequence length is longer than the specified maximum sequence length for this model"]
     assert short.deprecation_warnings == {"sequence-length-is-longer-than-the-specified-maximum": True}
+
+
+def test_eval_subset_and_counting_eval_samples(demo_dir):
+    from gluekit.data import count_eval_samples, eval_subset, read_jsonl
+
+    picked = eval_subset(67, 20, seed=42)
+    assert len(picked) == 20 == len(set(picked)) and picked == sorted(picked) and max(picked) < 67
+    assert picked == eval_subset(67, 20, seed=42) != eval_subset(67, 20, seed=43)  # fixed by the seed
+    assert eval_subset(67, None, 42) == eval_subset(67, 67, 42) == eval_subset(67, 99, 42) == list(range(67))
+    dev = read_jsonl(demo_dir / "dev.jsonl")
+    # what build_eval_rows and build_train_dataset give, counted without a tokenizer
+    assert (count_eval_samples(dev, combine=False), count_eval_samples(dev, combine=True)) == (67, 40)
+    assert count_eval_samples(dev, combine=False, generates=False) == 40

@@ -190,3 +190,26 @@ def test_label_only_logits_keep_logits_only_for_label_positions(configs, tiny_co
     bound = peak_memory(tiny_conf, count_trainables(tiny_conf, pc), batch=B, seq_len=T, dtype="float32", device="cpu",
                         gradient_checkpointing=checkpointing)
     assert est.total < bound.total
+
+
+def test_zero_stage_1_shards_the_fp32_master_copy_with_the_moments():
+    from gluekit.memory import state_bytes
+
+    n, d = 1000, 8
+    assert state_bytes(n, 0, d) == (4 * n, 4 * n, 8 * n)
+    assert state_bytes(n, 1, d) == (4 * n / d, 4 * n, 8 * n / d)  # the optimizer states: fp32 master + both moments
+    assert state_bytes(n, 2, d) == (4 * n / d, 4 * n / d, 8 * n / d)
+    assert state_bytes(n, 3, d) == state_bytes(n, 2, d)  # stage 3 adds the load-dtype weights (peak_memory)
+
+
+def test_full_fine_tuning_with_zero_2_on_8_gpus(capsys, configs):
+    """sft.yaml on GLM-4-9B with ds_zero_2.json: every model state but the bf16 weights is sharded 8 ways."""
+    from gluekit.cli import main
+
+    assert main(["plan", f"{configs}/sft.yaml", "--model", "glm-4-9b", "--devices", "8", "--json",
+                 "-o", "training_args.deepspeed=ds_zero_2.json"]) == 0  # planned without the deepspeed package
+    m = json.loads(capsys.readouterr().out)["memory"]
+    off = m["bytes"]["checkpointing_off"]
+    assert m["zero_stage"] == 2 and m["method"] == "FULL" and m["trainable_params"] == 9_399_951_360
+    assert off["trainable_states"] == 16 * 9_399_951_360 / 8  # fp32 copy 4 + grads 4 + moments 8, all / 8
+    assert round(off["weights"] / 2 ** 30, 2) == 17.51 and round(off["total"] / 2 ** 30, 1) == 42.1

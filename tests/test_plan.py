@@ -40,3 +40,36 @@ def test_epoch_strategies(configs):
                                                  "training_args.save_strategy=epoch", "training_args.eval_strategy=epoch"]).training_arguments()
     p = make_plan(args, 50)
     assert p.max_steps == 100 and p.save_steps == [50, 100] and p.eval_steps == [50, 100]
+
+
+def test_evaluation_plan_times_generation_and_says_when_it_may_stop(configs):
+    from gluekit.plan import DEFAULT_SECONDS_PER_REPLY, plan_evaluation
+
+    cfg = load_config(f"{configs}/tiny.yaml", {"eval_samples": 20, "training_args.eval_steps": 100, "training_args.save_steps": 100,
+                                               "training_args.load_best_model_at_end": True,
+                                               "training_args.metric_for_best_model": "rouge-l",
+                                               "early_stopping": {"patience": 2, "threshold": 0.5}})
+    p = make_plan(cfg.training_arguments(), 600, num_devices=2)
+    e = plan_evaluation(cfg, p, val_samples=67, test_samples=67)
+    assert e.generates and e.per_evaluation == 20 and e.eval_steps == [100, 200, 300, 400, 500, 600]
+    assert e.seconds_per_sample == DEFAULT_SECONDS_PER_REPLY == 4.0
+    assert e.seconds(20) == 4.0 * 10 and e.seconds(67) == 4.0 * 34  # each of 2 devices generates its share
+    assert e.earliest_stop == 300 and e.greater_is_better and e.metric == "eval_rouge-l"
+    lines = e.summary().splitlines()
+    assert lines[0] == ("evaluation: generation (ROUGE/BLEU of generated replies), 67 replies in val_file; 6 evaluation(s) "
+                        "during training score a fixed random 20 of them (eval_samples); after training the test_file's 67 once, whole")
+    assert lines[1] == ("  generation time: 120 + 67 replies at 4 s per reply (default: GLM-4-9B in GLM-4 issue 488) over 2 "
+                        "device(s): about 4.0 min during training + 2.3 min at the end (every reply at every evaluation: 15.9 min)")
+    assert lines[2] == ("early stopping: after 2 evaluation(s) in a row without eval_rouge-l improving by more than 0.5 (higher "
+                        "is better); the earliest stop is step 300 (evaluation 3 of 6), or any evaluation after it; "
+                        "load_best_model_at_end: the best evaluation's checkpoint is kept and loaded at the end, and becomes the adapter")
+    given = plan_evaluation(cfg, p, 67, 67, seconds_per_sample=0.5)
+    assert given.seconds(67) == 17.0 and "at 0.5 s per reply (given)" in given.summary()
+    loss = load_config(f"{configs}/tiny.yaml", {"training_args.predict_with_generate": False,
+                                                "early_stopping": {"patience": 5}, "training_args.metric_for_best_model": "loss"})
+    e = plan_evaluation(loss, make_plan(loss.training_arguments(), 600), 40, 40)
+    assert e.seconds_per_sample is None and e.earliest_stop is None and e.greater_is_better is False
+    assert e.summary().splitlines()[1:] == [
+        "  cost: one forward pass per sample (80 during training, 40 at the end), no generation",
+        "early stopping: after 5 evaluation(s) in a row without eval_loss improving by more than 0 (lower is better); it cannot "
+        "stop early: only 2 evaluation(s); the adapter is the last step's (load_best_model_at_end is off)"]

@@ -138,3 +138,41 @@ def test_run_config_applies_keywords_without_changing_the_given_config(configs, 
     assert run_config(cfg) is cfg  # nothing to apply: used as it is
     from_file = run_config(f"{configs}/tiny.yaml", ["training_args.max_steps=5"], demo_dir, save_steps=7)
     assert (from_file.training_args["max_steps"], from_file.training_args["save_steps"]) == (5, 7)
+
+
+# ---------------------------------------------------------------- evaluation choices: eval loss, early stopping, a subset
+
+
+def test_loss_evaluation_stops_early_and_keeps_the_best(tmp_path, configs, demo_dir):
+    """predict_with_generate false: eval_loss on a fixed subset, early stopping as planned, the best checkpoint kept."""
+    from safetensors.torch import load_file
+
+    from gluekit.data import eval_subset
+    from gluekit.plan import plan_evaluation
+
+    out = tmp_path / "out"
+    # threshold far above any improvement: every evaluation after the first counts as "no better"
+    cfg = small(configs, out, "training_args.predict_with_generate=false", "training_args.eval_steps=2",
+                "training_args.save_steps=2", "training_args.per_device_train_batch_size=4",
+                "training_args.load_best_model_at_end=true", "training_args.metric_for_best_model=eval_loss",
+                "early_stopping={patience: 1, threshold: 1000}", "eval_samples=10")
+    planned = plan_evaluation(cfg, make_plan(cfg.training_arguments(), 600), 40, 40)
+    assert planned.earliest_stop == 4 and planned.per_evaluation == 10 and planned.seconds_per_sample is None
+    result = train(cfg, demo_dir, print_logs=False)
+    state = result.trainer.state
+    assert state.global_step == planned.earliest_stop < 12  # stopped at the 2nd evaluation, as planned
+    evals = [e for e in training_log(out) if "eval_loss" in e]  # trainer_state.json as written
+    assert [e["step"] for e in evals] == [2, 4] and all(e["eval_samples"] == 10 for e in evals)
+    assert not any("eval_rouge-1" in e for e in evals) and not (out / "eval_predictions").exists()  # nothing generated
+    best = min(evals, key=lambda e: e["eval_loss"])
+    assert state.best_metric == best["eval_loss"] and state.best_model_checkpoint == str(out / f"checkpoint-{best['step']}")
+    a = load_file(str(result.adapter_dir / "adapter_model.safetensors"))  # the best checkpoint, loaded at the end
+    b = load_file(str(out / f"checkpoint-{best['step']}" / "adapter_model.safetensors"))
+    assert max((a[k] - b[k]).abs().max().item() for k in a) == 0
+    assert result.test_metrics["test_samples"] == 40 and "test_loss" in result.test_metrics  # the test file whole
+    trainer = result.trainer
+    assert len(trainer.eval_dataset) == 10 and eval_subset(40, 10, 42) != eval_subset(40, 10, 43) == eval_subset(40, 10, 43)
+    ds = trainer.eval_dataset.select(range(4))
+    label_only = trainer.evaluate_loss(ds)["eval_loss"]  # gluekit's prediction_step: logits where labels are
+    trainer.label_only_logits = False
+    assert trainer.evaluate_loss(ds)["eval_loss"] == pytest.approx(label_only, rel=1e-5)  # the Trainer's own: every position

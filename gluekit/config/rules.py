@@ -19,7 +19,7 @@ from typing import Any, Iterable
 
 from ..errors import ConfigError
 from .checks import Context, Problems, Rule, check_bool, check_int, check_typed, did_you_mean, field_kind, is_number, kind
-from .schema import DATA_CONFIG_KEYS, TOP_LEVEL_KEYS, DataConfig, FinetuneConfig
+from .schema import DATA_CONFIG_KEYS, EARLY_STOPPING_KEYS, TOP_LEVEL_KEYS, DataConfig, FinetuneConfig
 from .training_rules import TRAINING_ARGS_RULES
 
 
@@ -148,6 +148,60 @@ def quantization(ctx: Context) -> None:
               "weights). Add a peft_config (LoRA) or remove quantization.")
 
 
+def early_stopping(ctx: Context) -> None:
+    """gluekit's ``early_stopping: {patience, threshold}``: evaluations to watch and a metric to watch.
+
+    transformers' EarlyStoppingCallback compares ``metric_for_best_model`` at every evaluation (which
+    metrics exist is ``training_rules.best_metric``'s concern); it needs evaluations and a metric.
+    """
+    es, p = ctx.raw.get("early_stopping"), ctx.problems
+    if es is None:
+        return
+    if not isinstance(es, dict):
+        p.add("early_stopping", f"must be a mapping such as {{patience: 3, threshold: 0.0}}, got {es!r} ({kind(es)}).")
+        return
+    for k in es:
+        if k not in EARLY_STOPPING_KEYS:
+            hint = did_you_mean(str(k), EARLY_STOPPING_KEYS) or f" Allowed: {', '.join(EARLY_STOPPING_KEYS)}."
+            p.add(f"early_stopping.{k}", f"unknown key.{hint}")
+    if "patience" not in es:
+        p.add("early_stopping.patience", "is required: how many evaluations in a row may fail to improve "
+              "metric_for_best_model before training stops, e.g. patience: 3.")
+    else:
+        check_int(p, "early_stopping.patience", es["patience"], 1, " It counts evaluations without improvement.")
+    th = es.get("threshold")
+    if th is not None and (not is_number(th) or not math.isfinite(th) or th < 0):
+        p.add("early_stopping.threshold", f"must be a number >= 0, got {th!r}. It is how much metric_for_best_model "
+              "must improve to count as better (0: any improvement).")
+    ta = ctx.ta
+    strategy = ctx.arg("eval_strategy")
+    if strategy == "no":
+        p.add("early_stopping", f"needs evaluations, but training_args.eval_strategy is {strategy!r}. "
+              "Set eval_strategy: steps (with eval_steps), or remove early_stopping.")
+    falls_back_to_loss = ta.get("load_best_model_at_end") is True and not ctx.arg("predict_with_generate")
+    if ta.get("metric_for_best_model") is None and not falls_back_to_loss:
+        p.add("training_args.metric_for_best_model", "is not set, but early_stopping compares it at every evaluation. "
+              "Set metric_for_best_model: loss (with predict_with_generate: false) or rouge-l (with predict_with_generate: true).")
+    elif ta.get("load_best_model_at_end") is not True:
+        ctx.notes.append("early_stopping is set without training_args.load_best_model_at_end: training stops, and the "
+                         "adapter is the last step's, not the best evaluation's. Set load_best_model_at_end: true to keep the best.")
+
+
+def eval_samples(ctx: Context) -> None:
+    """gluekit's ``eval_samples: N``: a whole number; it matters only when training evaluates."""
+    v = ctx.raw.get("eval_samples")
+    if v is None:
+        return
+    if not check_int(ctx.problems, "eval_samples", v, 1, " It is how many val_file samples each evaluation during training scores."):
+        return
+    if ctx.arg("eval_strategy") == "no":
+        ctx.notes.append("eval_samples is set but training_args.eval_strategy is 'no': nothing is evaluated during training, so it changes nothing.")
+    dc = ctx.raw.get("data_config")
+    if isinstance(dc, dict) and dc.get("test_file") is None:
+        ctx.notes.append(f"eval_samples is {v} and data_config.test_file is not set: the whole val_file is never scored. "
+                         "Set test_file (GLM-4's configs use the same dev.jsonl) to score it whole after training.")
+
+
 # ---------------------------------------------------------------- peft_config
 
 def peft_config(ctx: Context) -> None:
@@ -213,7 +267,8 @@ def swanlab(ctx: Context) -> None:
     ctx.notes.extend(swanlab_notes(ctx.raw.get("swanlab")))
 
 
-RULES: list[Rule] = [top_level_keys, data_config, combine, lengths, training_args, peft_config, packing, quantization, freeze_v, swanlab]
+RULES: list[Rule] = [top_level_keys, data_config, combine, lengths, training_args, peft_config, packing, quantization, freeze_v,
+                     swanlab, early_stopping, eval_samples]
 
 
 def validate(raw: Any, *, source: str | None = None, lines: dict[str, int] | None = None,
@@ -241,5 +296,6 @@ def validate(raw: Any, *, source: str | None = None, lines: dict[str, int] | Non
         data_config=ctx.data, combine=raw.get("combine", True), max_input_length=raw["max_input_length"],
         max_output_length=raw["max_output_length"], training_args=ctx.ta, peft_config=raw.get("peft_config"),
         freezeV=raw.get("freezeV"), packing=ctx.packing, quantization=raw.get("quantization"), notes=ctx.notes,
-        config_dir=cfg_dir, swanlab=raw.get("swanlab"),
+        config_dir=cfg_dir, swanlab=raw.get("swanlab"), early_stopping=raw.get("early_stopping"),
+        eval_samples=raw.get("eval_samples"),
     )

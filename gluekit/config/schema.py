@@ -28,7 +28,11 @@ TOP_LEVEL_KEYS = (
     "swanlab",
     # gluekit's own key: a 4-bit/8-bit base (QLoRA), BitsAndBytesConfig fields (gluekit.quantization)
     "quantization",
+    # gluekit's own keys for evaluation choices (FinetuneConfig.early_stopping, .eval_samples):
+    # training_args stays what Seq2SeqTrainingArguments accepts.
+    "early_stopping", "eval_samples",
 )
+EARLY_STOPPING_KEYS = ("patience", "threshold")
 DATA_CONFIG_KEYS = ("train_file", "val_file", "test_file", "num_proc")
 # gluekit's output folder when training_args has no output_dir (transformers 5 alone would use
 # ./trainer_output): the one definition, read by FinetuneConfig and the validation rules.
@@ -104,6 +108,17 @@ class FinetuneConfig:
     """True: loss on the last reply only; False: loss on every assistant turn. Never 'concatenate or not'."""
     freezeV: bool | None = None
     """Read only by GLM-4V's vision script; no effect on text models."""
+    early_stopping: dict | None = None
+    """gluekit's own key: ``{patience: N, threshold: X}``, transformers' ``EarlyStoppingCallback``
+    (``early_stopping_patience``, ``early_stopping_threshold``, default 0). Training stops when
+    ``training_args.metric_for_best_model`` has failed to improve by more than ``threshold`` at
+    ``patience`` evaluations in a row; with ``load_best_model_at_end: true`` the best evaluation's
+    checkpoint is then loaded and saved as the adapter. None: no early stopping."""
+    eval_samples: int | None = None
+    """gluekit's own key: each evaluation DURING training scores the same fixed random
+    ``eval_samples`` samples of ``val_file`` (drawn once with ``training_args.seed``), not all of
+    them; the ``test_file`` is still scored whole after training (GLM-4's configs name the same
+    dev.jsonl there). None: every evaluation scores the whole val_file, as the reference does."""
     packing: bool = False
     """gluekit's own key (GLM-4's files lack it). True: padding-free training batches. The
     ``per_device_train_batch_size`` samples of a batch are laid end to end in ONE row with no padding
@@ -111,7 +126,8 @@ class FinetuneConfig:
     label is -100, and each sample attends only to itself (a block-causal mask). Losses and gradients
     equal those of the padded batch; samples per step, steps per epoch and epochs are unchanged, only
     the padding tokens (and their compute) disappear. Needs a transformers-native model (e.g.
-    ``glm-4-9b-chat-hf``), not remote code. Evaluation batches are never packed."""
+    ``glm-4-9b-chat-hf``), not remote code. Generation batches are never packed (an eval-loss batch
+    uses the training collator, so it is)."""
     swanlab: Any = None
     """GLM-4's current key (``disabled`` / ``local`` / ``cloud``; None when the file has none): see
     :mod:`gluekit.trackers` for what gluekit does with it at train time."""
@@ -187,6 +203,12 @@ class FinetuneConfig:
         return get_peft_config(copy.deepcopy(self.peft_config))
 
     @property
+    def generates(self) -> bool:
+        """Whether evaluation generates replies (``training_args.predict_with_generate``, transformers'
+        default false): true, ROUGE/BLEU of generated replies; false, the loss on the reply tokens."""
+        return bool(self.training_args.get("predict_with_generate", trainer_default("predict_with_generate")))
+
+    @property
     def output_dir(self) -> Path:
         return Path(self.training_args.get("output_dir", DEFAULT_OUTPUT_DIR))
 
@@ -208,4 +230,7 @@ class FinetuneConfig:
             d["swanlab"] = self.swanlab
         if self.quantization is not None:
             d["quantization"] = copy.deepcopy(self.quantization)
+        for key in ("early_stopping", "eval_samples"):  # gluekit's own keys, written only when set
+            if getattr(self, key) is not None:
+                d[key] = copy.deepcopy(getattr(self, key))
         return d

@@ -34,8 +34,15 @@ REMOVED_HINTS = {
     "save_safetensors": "Delete it; transformers 5 always saves weights as safetensors.",
 }
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical", "passive")
-# What gluekit's evaluation logs (``eval_`` + these); it generates, so there is no eval loss.
+# What gluekit's evaluation logs (``eval_`` + these) with predict_with_generate: true (it generates
+# replies and scores them; no loss), and with false (the loss on the reply tokens, no generation).
 EVAL_METRICS = ("rouge-1", "rouge-2", "rouge-l", "bleu-4", "exact_match")
+LOSS_METRICS = ("loss",)
+
+
+def eval_metric_names(generates: bool) -> tuple[str, ...]:
+    """The metric names an evaluation logs (without ``eval_``), given ``predict_with_generate``."""
+    return EVAL_METRICS if generates else LOSS_METRICS
 
 
 def training_arg_types(ctx: Context) -> None:
@@ -104,7 +111,7 @@ def evaluation_needs_data(ctx: Context) -> None:
 
 
 def best_model(ctx: Context) -> None:
-    """``load_best_model_at_end``: saves line up with evaluations, and a metric gluekit's evaluation logs."""
+    """``load_best_model_at_end``: saves line up with evaluations, and a metric to compare exists."""
     ta, p = ctx.ta, ctx.problems
     if ta.get("load_best_model_at_end") is not True:
         return
@@ -117,14 +124,34 @@ def best_model(ctx: Context) -> None:
         if is_number(sv) and is_number(ev) and ev > 0 and sv > 0 and sv % ev:
             p.add("training_args.save_steps", f"must be a multiple of eval_steps ({ev}) when load_best_model_at_end is true, got {sv}. "
                   f"Use save_steps: {ev * max(1, round(sv / ev))}.")
-    metric = ta.get("metric_for_best_model")
-    known = list(EVAL_METRICS)
-    if metric is None:
-        p.add("training_args.metric_for_best_model", "is not set, but load_best_model_at_end is true and gluekit's evaluation "
-              f"generates replies, so there is no eval loss to compare. Set metric_for_best_model: rouge-l (or {', '.join(known[:2] + known[3:])}).")
-    elif isinstance(metric, str) and metric.removeprefix("eval_") not in known:
-        p.add("training_args.metric_for_best_model", f"must be one of gluekit's eval metrics {', '.join(known)}, got {metric!r}."
-              f"{did_you_mean(metric.removeprefix('eval_'), known)} (There is no eval loss: evaluation generates replies.)")
+    if ta.get("metric_for_best_model") is None and ctx.arg("predict_with_generate"):
+        # transformers falls back to "loss", which a generating evaluation never logs
+        known = list(EVAL_METRICS)
+        p.add("training_args.metric_for_best_model", "is not set, but load_best_model_at_end is true and predict_with_generate is true: "
+              "evaluation generates replies and logs no eval_loss to compare. "
+              f"Set metric_for_best_model: rouge-l (or {', '.join(known[:2] + known[3:])}), or predict_with_generate: false for eval_loss.")
+
+
+def best_metric(ctx: Context) -> None:
+    """``metric_for_best_model`` (compared at every evaluation once set): one that evaluation logs."""
+    metric = ctx.ta.get("metric_for_best_model")
+    if not isinstance(metric, str):
+        return
+    generates = bool(ctx.arg("predict_with_generate"))
+    known = eval_metric_names(generates)
+    name = metric.removeprefix("eval_")
+    if name in known:
+        return
+    if generates:
+        why = "predict_with_generate is true: evaluation logs the scores of generated replies, no eval_loss."
+        if name in LOSS_METRICS:
+            why += " Set predict_with_generate: false to compare eval_loss."
+    else:
+        why = "predict_with_generate is false: evaluation logs only eval_loss, the loss on the reply tokens."
+        if name in EVAL_METRICS:
+            why += f" Set predict_with_generate: true to compare {name}."
+    choices = f"one of {', '.join(known)}" if generates else "loss (or eval_loss)"
+    ctx.problems.add("training_args.metric_for_best_model", f"must be {choices}, got {metric!r}.{did_you_mean(name, known)} ({why})")
 
 
 def resume_in_config(ctx: Context) -> None:
@@ -178,8 +205,10 @@ def generation(ctx: Context) -> None:
                     p.add(f"training_args.generation_config.{k}", f"is not a GenerationConfig field.{hint}")
             if "max_new_tokens" in gen:
                 check_int(p, "training_args.generation_config.max_new_tokens", gen["max_new_tokens"], 1)
-    if ta.get("predict_with_generate") is False and ctx.arg("eval_strategy") != "no":
-        ctx.notes.append("training_args.predict_with_generate is false: evaluation gives no ROUGE/BLEU (gluekit always generates; eval batches carry no labels).")
+    if not ctx.arg("predict_with_generate") and ctx.arg("eval_strategy") != "no":
+        how = "is false" if "predict_with_generate" in ta else "is not set (transformers' default: false)"
+        ctx.notes.append(f"training_args.predict_with_generate {how}: each evaluation computes the loss on the reply tokens "
+                         "of val_file (eval_loss), with no generation and no ROUGE/BLEU. Set it true to score generated replies.")
 
 
 def deepspeed(ctx: Context) -> None:
@@ -223,6 +252,6 @@ def transformers_accepts(ctx: Context) -> None:
 
 
 TRAINING_ARGS_RULES: list[Rule] = [
-    training_arg_types, training_arg_ranges, evaluation_needs_data, best_model, resume_in_config,
+    training_arg_types, training_arg_ranges, evaluation_needs_data, best_model, best_metric, resume_in_config,
     report_to, precision, generation, deepspeed, transformers_accepts,
 ]

@@ -13,7 +13,7 @@ import threading
 from typing import Callable
 
 from .claims import CLAIMS, SEED_CHAT, ClaimCheck, result
-from .runs import lora_config, lora_plan, short_run, tokenizer
+from .runs import lora_config, lora_plan, reference_eval_run, short_run, tokenizer
 
 
 def _fmt(x: float) -> str:
@@ -208,10 +208,14 @@ def check_unused_columns_kept() -> ClaimCheck:
         seen[flag] = next(iter(trainer.get_train_dataloader()))["keys"]
     configured = lora_config().training_args["remove_unused_columns"]
     holds = "extra_info" in seen[False] and "extra_info" not in seen[True]
+    kept, dropped = reference_eval_run(True, False), reference_eval_run(True, True)
     return result("unused_columns_kept", "holds" if holds else "wrong", (
         f"lora.yaml sets remove_unused_columns: {str(configured).lower()}; with false the collator receives {seen[False]}, with true {seen[True]} "
-        f"(columns the model's forward does not take are dropped). GLM-4's script needs false because its "
-        f"samples are built before the Trainer sees them."))
+        f"(columns the model's forward does not take are dropped). Why GLM-4's script needs false: its eval samples carry "
+        f"an output_ids column (the reference reply) that the model's forward does not take but its collator and "
+        f"prediction_step need; running the reference's evaluation, its collator receives {kept.collator_keys} with false "
+        f"({'it evaluates' if kept.error is None else kept.error}) and {dropped.collator_keys} with true, and then "
+        f"{dropped.error or 'it still evaluates'}."))
 
 
 def check_checkpoints_every_500() -> ClaimCheck:
@@ -321,47 +325,47 @@ def check_eval_every_500() -> ClaimCheck:
 
 
 def check_eval_sees_8_samples() -> ClaimCheck:
-    """Count the samples of a real evaluation, and shard the dev set over 2 processes as accelerate does."""
+    """Run the reference's evaluation (transformers' Seq2SeqTrainer.evaluate) at eval batch 4 and count what
+    it scores, and shard its eval batches over 2 processes as accelerate does."""
     from accelerate.data_loader import BatchSamplerShard
     from torch.utils.data import BatchSampler, SequentialSampler
 
-    run = short_run()
-    record = next(e for e in run.log_history if "eval_samples" in e)
-    n = len(run.result.trainer.eval_rows)
-    batch = run.result.trainer.args.per_device_eval_batch_size
+    ref = reference_eval_run(True)
+    n, batch = ref.num_samples, lora_config().training_args["per_device_eval_batch_size"]
     shards = [list(BatchSamplerShard(BatchSampler(SequentialSampler(range(n)), batch, False), num_processes=2, process_index=i))
               for i in range(2)]
     covered = {i for s in shards for b in s for i in b}
-    verdict = "wrong" if record["eval_samples"] == n and len(covered) == n and n > 2 * batch else "holds"
+    verdict = "wrong" if ref.scored == n and len(covered) == n and n > 2 * batch else "holds"
     return result("eval_sees_8_samples", verdict, (
-        f"one evaluation with per_device_eval_batch_size {batch} scored eval_samples = {record['eval_samples']}, the whole dev "
-        f"set ({n} replies); on 2 processes accelerate gives each {len(shards[0])} batches of {batch} and together they "
-        f"cover all {len(covered)} samples. The batch size sets how many go through at once, not how many are evaluated."))
+        f"the reference's own evaluation (Seq2SeqTrainer.evaluate, per_device_eval_batch_size {batch}) of {n} eval samples "
+        f"made {ref.batches} batches and compute_metrics scored {ref.scored} predictions; on 2 processes accelerate gives "
+        f"process 0 the batches {shards[0]} and process 1 {shards[1]} (batches alternate), together all {len(covered)} "
+        f"samples. The batch size sets how many go through at once, not how many are evaluated."))
 
 
 def check_eval_reports_loss() -> ClaimCheck:
-    run = short_run()
-    record = next(e for e in run.log_history if "eval_samples" in e)
-    keys = [k for k in record if k.startswith("eval_")]
-    row_keys = sorted(run.result.trainer.eval_rows[0])
-    verdict = "wrong" if "eval_loss" not in record and "labels" not in row_keys else "holds"
+    """Run the reference's evaluation with lora.yaml's predict_with_generate and read what it logs."""
+    ref = reference_eval_run(True)
+    keys = sorted(k for k in (ref.metrics or {}) if k.startswith("eval_") and not k.endswith(("runtime", "_per_second", "preparation_time")))
+    record = next(e for e in short_run().log_history if "eval_samples" in e)
+    ours = "an eval_loss" if "eval_loss" in record else "no eval_loss"
+    verdict = "wrong" if ref.metrics is not None and "eval_loss" not in ref.metrics else "holds"
     return result("eval_reports_loss", verdict, (
-        f"the evaluation record holds {keys}, no eval_loss: eval samples carry {row_keys}, no labels, so there is "
-        f"nothing to compute a loss against (as in GLM-4's script); the scores compare generated replies with references."))
+        f"the reference's own evaluation with predict_with_generate true logged {keys}, no eval_loss: its collator gives "
+        f"the batch labels None, and its prediction_step deletes them (GLM-4 issue 699), so Seq2SeqTrainer has no loss to "
+        f"report. gluekit's generating evaluation in the 20-step run logged {ours}; gluekit logs eval_loss when "
+        f"predict_with_generate is false (notebook 09)."))
 
 
 def check_predict_generates_text() -> ClaimCheck:
-    import json
-
-    run = short_run()
-    step = run.config.training_args["eval_steps"]
-    path = run.output_dir / "eval_predictions" / f"eval-step-{step}.jsonl"
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-    texts = all(isinstance(r["prediction"], str) for r in rows)
-    holds = run.config.training_args["predict_with_generate"] is True and texts and len(rows) == len(run.result.trainer.eval_rows)
+    """Run the reference's evaluation with predict_with_generate true and false and count generate() calls."""
+    on, off = reference_eval_run(True), reference_eval_run(False)
+    holds = on.generate_calls > 0 and on.scored == on.num_samples and off.generate_calls == 0
+    outcome = f"then failed: {off.error}" if off.error else f"logged {sorted(off.metrics or {})}"
     return result("predict_generates_text", "holds" if holds else "wrong", (
-        f"the evaluation at step {step} wrote {len(rows)} generated replies (with prompt and reference) to "
-        f"{path.relative_to(run.output_dir)}; its metrics compare those texts."))
+        f"the reference's own evaluation called the model's generate() {on.generate_calls} times with true (one per batch) "
+        f"and compute_metrics scored {on.scored} generated replies; with false it called generate() {off.generate_calls} "
+        f"times and {outcome} (its prediction_step reads output_ids, which it sets only when generating)."))
 
 
 def check_max_new_tokens_caps_replies() -> ClaimCheck:

@@ -134,3 +134,22 @@ def table(results: list[ClaimCheck]) -> str:
     lines.append(f"\n{len(results)} claims: " + ", ".join(f"{n} {v}" for v, n in counts.items()))
     return "\n".join(lines)
 
+
+
+def verdict_html(results: list[ClaimCheck]) -> str:
+    """A compact HTML verdict table (one row per verdict: how many claims, their fields), with every
+    claim, its Chinese and English wording and its evidence behind a ``<details>`` toggle."""
+    from html import escape
+
+    rows = []
+    for v in VERDICTS:
+        mine = [r for r in results if r.verdict == v]
+        fields = ", ".join(dict.fromkeys(f"<code>{escape(r.field)}</code>" for r in mine))
+        rows.append(f"<tr><td><b>{v}</b></td><td>{len(mine)}</td><td style='text-align:left'>{fields}</td></tr>")
+    detail = "".join(
+        f"<tr><td>{r.verdict}</td><td style='text-align:left'><code>{escape(r.field)}</code></td>"
+        f"<td style='text-align:left'>{escape(r.claim_zh)}<br>{escape(r.claim_en)}</td>"
+        f"<td style='text-align:left'>{escape(r.evidence)}</td></tr>" for r in results)
+    return (f"<table><tr><th>verdict</th><th>claims</th><th>fields</th></tr>{''.join(rows)}</table>"
+            f"<details><summary>all {len(results)} claims with their evidence</summary>"
+            f"<table><tr><th>verdict</th><th>field</th><th>claim</th><th>evidence</th></tr>{detail}</table></details>")

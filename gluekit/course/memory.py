@@ -5,8 +5,9 @@
 
   * weights: every parameter in the load dtype (bf16: 2 bytes); ZeRO-3 splits them over devices.
   * trainable states: per trainable parameter, an fp32 copy (4), its gradient (4) and AdamW's two
-    moments (8) = 16 bytes (PEFT keeps LoRA weights in fp32). ZeRO-1 shards the moments, ZeRO-2
-    also the gradients, ZeRO-3 also the fp32 copy.
+    moments (8) = 16 bytes (PEFT keeps LoRA weights in fp32). ZeRO-1 shards the optimizer states,
+    which under mixed precision are the fp32 master copy as well as the two moments; ZeRO-2 also
+    the gradients; ZeRO-3 also the weights.
   * activations: what backward needs, per layer, about ``tokens x hidden x 34`` bytes in bf16 for a
     standard block (Korthikanti et al., 2022, with fused attention), scaled here by the FFN width;
     with gradient checkpointing only each layer's input (``tokens x hidden x 2``) plus one layer's

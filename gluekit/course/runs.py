@@ -102,3 +102,27 @@ def short_run() -> ShortRun:
         result = train(cfg, DEMO_DIR, print_logs=False, callbacks=[PrinterCallback()])
     messages = [(r.levelname, r.getMessage()) for r in handler.records]
     return ShortRun(cfg, result, out, buf.getvalue().splitlines(), messages)
+
+
+REFERENCE_EVAL_CONVERSATIONS = 12
+"""Dev conversations the reference's own evaluation runs on (the first ones of the demo dev.jsonl)."""
+
+
+@functools.lru_cache(maxsize=None)
+def reference_eval_run(predict_with_generate: bool = True, remove_unused_columns: bool = False):
+    """The reference's evaluation (:func:`gluekit.course.reference.reference_evaluate`) of the short
+    run's model on the first :data:`REFERENCE_EVAL_CONVERSATIONS` dev conversations, with lora.yaml's
+    ``combine`` and eval batch (4), the short run's ``max_new_tokens``: transformers'
+    ``Seq2SeqTrainer.evaluate`` deciding what is generated, scored and logged."""
+    from ..data import read_jsonl
+    from ..tiny import DEMO_DIR
+    from .reference import reference_evaluate
+
+    run, seed = short_run(), lora_config()
+    convs = [r["messages"] for r in read_jsonl(DEMO_DIR / "dev.jsonl")[:REFERENCE_EVAL_CONVERSATIONS]]
+    return reference_evaluate(
+        run.result.trainer.model, tokenizer(), convs, combine=seed.combine, max_input_length=seed.max_input_length,
+        max_output_length=seed.max_output_length, predict_with_generate=predict_with_generate,
+        per_device_eval_batch_size=seed.training_args["per_device_eval_batch_size"],
+        max_new_tokens=run.config.training_args["generation_config"]["max_new_tokens"],
+        output_dir=run.output_dir / "reference_eval", remove_unused_columns=remove_unused_columns)
