@@ -76,25 +76,6 @@ def card_name(device) -> str | None:
     return torch.cuda.get_device_name(dev.index or 0)
 
 
-def card_facts(device, properties=None) -> dict | None:
-    """Name, memory (bytes), compute capability and bf16 support of a CUDA device, else None.
-
-    ``properties``: an object like ``torch.cuda.get_device_properties(device)`` (``name``,
-    ``total_memory``, ``major``, ``minor``), to describe a card this machine does not have.
-    bf16 needs compute capability 8.0 or more (Ampere and later).
-    """
-    import torch
-
-    if properties is None:
-        dev = torch.device(device)
-        if dev.type != "cuda" or not torch.cuda.is_available():
-            return None
-        properties = torch.cuda.get_device_properties(dev.index or 0)
-    cc = (int(properties.major), int(properties.minor))
-    return {"name": properties.name, "memory": int(properties.total_memory), "capability": f"{cc[0]}.{cc[1]}",
-            "bf16": cc >= (8, 0)}
-
-
 def free_memory() -> None:
     """Give back what freed tensors held: a garbage collection, then the CUDA cache (when there is CUDA)."""
     import gc
@@ -149,4 +130,4 @@ def where(model) -> str:
     return describe(weight.device, weight.dtype)
 
 
-__all__ = ["ENV", "accelerator", "dtype_for", "card_name", "card_facts", "free_memory", "describe", "model_device", "where"]
+__all__ = ["ENV", "accelerator", "dtype_for", "card_name", "free_memory", "describe", "model_device", "where"]

@@ -28,20 +28,23 @@ def test_plan_json(capsys, configs):
     assert d["steps_per_epoch"] == 300 and d["epochs"] == 10.0 and d["checkpoints"][0] == "checkpoint-500"
 
 
-def test_train_reference_positional_order_and_chat(tmp_path, configs, demo_dir):
+def test_train_reference_positional_order_and_chat(tmp_path, configs, demo_dir, capsys):
+    """One real `gluekit train` and one real `gluekit chat` process; the refusals and the resume between them
+    go through the same ``main`` in this process (each fresh process costs seconds of imports)."""
     out = tmp_path / "o"
-    cmd = [sys.executable, "-m", "gluekit", "train", str(demo_dir), "tiny", f"{configs}/tiny.yaml",
-           "-o", "training_args.max_steps=4", "-o", "training_args.eval_strategy=no", "-o", f"training_args.output_dir={out}",
-           "-o", "training_args.log_level=warning"]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    args = ["train", str(demo_dir), "tiny", f"{configs}/tiny.yaml",
+            "-o", "training_args.max_steps=4", "-o", "training_args.eval_strategy=no", "-o", f"training_args.output_dir={out}",
+            "-o", "training_args.log_level=warning"]
+    r = subprocess.run([sys.executable, "-m", "gluekit", *args], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert (out / "adapter" / "adapter_model.safetensors").is_file()
-    again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert again.returncode == 1 and "already holds checkpoint-4" in again.stderr and "Traceback" not in again.stderr
-    r = subprocess.run(cmd[:-8] + ["no"] + cmd[-8:], capture_output=True, text=True, timeout=300)
-    assert r.returncode == 1  # "no" means fresh: refused, not silently skipped
-    r = subprocess.run(cmd + ["latest"], capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr
+    capsys.readouterr()
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "already holds checkpoint-4" in err and "Traceback" not in err
+    assert main(args[:4] + ["no"] + args[4:]) == 1  # "no" means fresh: refused, not silently skipped
+    assert "already holds checkpoint-4" in capsys.readouterr().err
+    assert main(args + ["latest"]) == 0
     chat = subprocess.run([sys.executable, "-m", "gluekit", "chat", "--adapter", str(out / "adapter"), "-m", "成都有什么好吃的?"],
                           capture_output=True, text=True, timeout=300)
     assert chat.returncode == 0 and chat.stdout.startswith("glm> ")

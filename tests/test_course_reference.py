@@ -23,8 +23,11 @@ def test_resume_actions(tmp_path):
     (out / "checkpoint-5" / "trainer_state.json").write_text("{}")
     assert reference.reference_resume_action("no", out).startswith("skip training")
     assert reference.gluekit_resume_action("no", out).startswith("refuse:")
-    assert reference.reference_resume_action("yes", out) == reference.gluekit_resume_action("yes", out) == "resume from checkpoint-5"
-    assert reference.reference_resume_action("5", out) == reference.gluekit_resume_action("5", out) == "resume from checkpoint-5"
+    # the reference takes any checkpoint-N folder; gluekit checks its files first, and this one holds no weights
+    assert reference.reference_resume_action("yes", out) == reference.reference_resume_action("5", out) == "resume from checkpoint-5"
+    for word in ("yes", "5"):
+        action = reference.gluekit_resume_action(word, out)
+        assert action.startswith("refuse:") and "checkpoint-5 is incomplete: no weights file" in action, action
     assert reference.reference_resume_action(None, out) == "train fresh"
     assert (out / "checkpoint-5").is_dir()  # gluekit's side never deletes
 

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from gluekit.device import accelerator, card_facts, describe, dtype_for, model_device, where
+from gluekit.device import accelerator, describe, dtype_for, model_device, where
 from gluekit.errors import GluekitError
 
 GiB = 1024 ** 3
@@ -54,15 +54,6 @@ def test_dtype_and_the_line_that_says_where(two_gpus):
     assert describe("cuda") == "runs on cuda:0 (NVIDIA H200, bf16)"
     assert describe(torch.device("cuda", 1), torch.float16) == "runs on cuda:1 (NVIDIA H200, fp16)"
     assert describe("meta") == "runs on meta (bf16)"
-
-
-def test_card_facts_from_the_properties_torch_reports():
-    v100 = SimpleNamespace(name="Tesla V100-SXM2-16GB", total_memory=16 * GiB, major=7, minor=0)
-    a100 = SimpleNamespace(name="NVIDIA A100-SXM4-80GB", total_memory=80 * GiB, major=8, minor=0)
-    assert card_facts("cuda", v100) == {"name": "Tesla V100-SXM2-16GB", "memory": 16 * GiB, "capability": "7.0",
-                                        "bf16": False}
-    assert card_facts("cuda", a100)["bf16"] is True
-    assert card_facts("cpu") is None
 
 
 def test_load_model_puts_the_weights_on_the_device_it_is_given():

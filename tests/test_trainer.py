@@ -93,9 +93,9 @@ def test_nan_message_names_the_step_the_causes_and_where_to_restart(tmp_path):
                    "this batch has no label tokens (every reply cut away: check the length limits); a learning rate too "
                    "high (0.002 now; LoRA usually trains at 1e-4 to 1e-3); fp16 on GLM-4 (use bf16: true, or neither on CPU). "
                    "No checkpoint was saved before it.")
-    ck = tmp_path / "checkpoint-4"
-    ck.mkdir()
-    (ck / "trainer_state.json").write_text('{"global_step": 4}')
+    from checkpoint_files import write_checkpoint  # tests/checkpoint_files.py: a complete checkpoint, tiny tensors
+
+    write_checkpoint(tmp_path, 4)
     msg = nan_message("nan or inf", 6, 1e6, None, tmp_path, what="the gradients")
     assert msg.startswith("the gradients became nan or inf at step 6;")
     assert "; a batch with no label tokens. The last complete checkpoint is checkpoint-4: fix the cause, then resume" in msg

@@ -32,14 +32,6 @@ SHORT_STEPS = 100
 QUICKSTART_DIR = Path("runs") / "00_quickstart"
 """Notebook 00's output_dir, relative to the notebooks' folder (where their kernels run)."""
 
-# The kinds of GLM-4 checkpoint, by config.json's model_type.
-FAMILIES = {
-    "glm": "the glm-4-9b-chat-hf family: transformers' own GlmForCausalLM",
-    "glm4": "the GLM-4-9B-0414 / GLM-Z1-9B-0414 family: transformers' own Glm4ForCausalLM",
-    "chatglm": "the original glm-4-9b-chat: remote code (trust_remote_code), THUDM's ChatGLMForConditionalGeneration",
-}
-
-
 def _quiet_overrides(output_dir) -> dict:
     return {"training_args.output_dir": str(output_dir), "training_args.log_level": "warning"}
 
@@ -145,14 +137,11 @@ class Session:
         return "\n".join(lines)
 
     def family(self) -> str:
-        """Which GLM-4 the model is, from its config.json (read as text: nothing from the folder runs)."""
-        # The model-family detection (issue 10 section 1) belongs here: this method is its one call site.
-        from ..models import model_path
+        """Which GLM-4 the model is (:func:`gluekit.families.inspect_model`: config.json and the tokenizer
+        files read as text; nothing from the folder runs)."""
+        from ..families import inspect_model
 
-        raw = json.loads((Path(model_path(self.model)) / "config.json").read_text(encoding="utf-8"))
-        kind = raw.get("model_type")
-        classes = ", ".join(raw.get("architectures") or []) or "no architectures listed"
-        return f"model_type {kind!r} ({classes}): {FAMILIES.get(kind, 'not a GLM-4 family gluekit knows')}"
+        return inspect_model(self.model).summary()
 
     def plan(self):
         """Steps, epochs, log / eval / save steps and learning rates of the run (:func:`gluekit.plan.make_plan`)."""
@@ -171,20 +160,17 @@ class Session:
         return plan_memory(self.config, model_config_for(self.model), dtype=dtype, model_name=self.model_name)
 
     def card_check(self, memory=None) -> str:
-        """The card against the plan's peak: name, memory, bf16 support; on the CPU, what runs instead."""
-        # The card and precision pre-flight (issue 10 section 4) belongs here: this method is its one call site.
-        from ..device import card_facts
-        from ..memory import GiB
+        """The card against the plan's peak (:func:`gluekit.cards.fit`, what ``gluekit check`` prints: name,
+        memory, bf16 support, the smallest change that fits); on the CPU, what runs instead."""
+        from .. import cards
+        from ..memory import GiB, model_config_for
 
-        peak = (memory or self.memory_plan()).applies.total
-        facts = card_facts(self.device)
-        if facts is None:
-            return (f"no CUDA card: every model {self._where()}; the planned peak, {peak / GiB:.2f} GiB, "
+        memory = memory or self.memory_plan()
+        card = cards.present_card()
+        if card is None:
+            return (f"no CUDA card: every model {self._where()}; the planned peak, {memory.applies.total / GiB:.2f} GiB, "
                     "is host memory")
-        bf16 = "bf16 supported" if facts["bf16"] else "NO bf16 (compute capability under 8.0: fp16 gives GLM-4 NaN losses)"
-        fits = "fits" if peak <= facts["memory"] else "does NOT fit"
-        return (f"card: {facts['name']}, {facts['memory'] / GiB:.1f} GiB, compute capability {facts['capability']}, "
-                f"{bf16}\nplanned peak {peak / GiB:.2f} GiB: {fits} ({(facts['memory'] - peak) / GiB:+.1f} GiB to spare)")
+        return cards.fit(self.config, card, model_config_for(self.model), dtype=memory.dtype).summary()
 
     def _where(self) -> str:
         from ..device import describe
@@ -267,5 +253,5 @@ def start(output_dir="runs/12_session", environ: Mapping[str, str] | None = None
     return Session(model, env.get(TRUST_ENV) == "1", dev, real, cfg, base.data_config.test_file, data_dir, out, note)
 
 
-__all__ = ["MODEL_ENV", "TRUST_ENV", "SHORT_STEPS", "QUICKSTART_DIR", "FAMILIES", "quickstart_config",
+__all__ = ["MODEL_ENV", "TRUST_ENV", "SHORT_STEPS", "QUICKSTART_DIR", "quickstart_config",
            "finished_run_problem", "quickstart_adapter", "Session", "start"]
