@@ -91,6 +91,18 @@ def test_every_pyproject_requirement_is_locked_at_a_version_it_allows():
                 f"the lock pins {name}=={version}, pyproject asks for {req.specifier}: run `bash scripts/lock.sh --keep`"
 
 
+def test_the_qlora_pin_is_what_the_qlora_extra_allows_and_the_test_script_installs_it():
+    extra = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["optional-dependencies"]["qlora"]
+    pins = [Requirement(line) for line in (ROOT / "requirements" / "qlora.txt").read_text(encoding="utf-8").splitlines()
+            if line.strip() and not line.startswith("#")]
+    assert [canonicalize_name(p.name) for p in pins] == [canonicalize_name(Requirement(r).name) for r in extra]
+    for pin, wanted in zip(pins, map(Requirement, extra)):
+        (version,) = [Version(s.version) for s in pin.specifier]
+        assert wanted.specifier.contains(version), f"requirements/qlora.txt pins {pin}, pyproject's qlora extra asks {wanted}"
+    test_sh = (ROOT / "scripts" / "test.sh").read_text(encoding="utf-8")
+    assert "-r requirements/qlora.txt" in test_sh and "tests/test_quantization.py" in test_sh
+
+
 def test_torch_is_pinned_once_and_the_same_everywhere():
     pin = torch_pin()
     assert pin.local is None, "requirements/torch.txt: no local label (+cpu): setup.sh picks the build"
