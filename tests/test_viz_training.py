@@ -164,3 +164,4 @@ def test_live_plot_in_a_real_trainer(tmp_path, configs, demo_dir):
     assert cb.steps == [1, 2, 3, 4]
     assert cb.losses == [e["loss"] for e in result.trainer.state.log_history if "loss" in e]
     assert cb.max_steps == 4
+    assert cb.figure.axes[1].texts[0].get_text() == "no evaluation in this run\n(eval_strategy: no)"

@@ -214,10 +214,13 @@ class LiveLossPlot(TrainerCallback):
         self.eval_values: list[float] = []
         self.max_steps: int | None = None
         self.resumed_at: int | None = None
+        self.evaluates = True  # False when the run's eval_strategy is "no": the right panel says so
 
     # -- Trainer events
     def on_train_begin(self, args, state, control, **kwargs):
         self.max_steps = state.max_steps or args.max_steps
+        strategy = getattr(args, "eval_strategy", "steps")
+        self.evaluates = str(getattr(strategy, "value", strategy)) != "no"
         # a resumed run: start from the records restored from the checkpoint
         self.steps, self.losses = series(state.log_history, "loss")
         self.eval_steps, self.eval_values = series(state.log_history, self.metric)
@@ -260,7 +263,8 @@ class LiveLossPlot(TrainerCallback):
         _draw_loss(self.ax_loss, (self.steps, self.losses),
                    title=f"training loss (step {done} of {self.max_steps})" if self.max_steps else TITLES[0])
         _draw_metrics(self.ax_eval, {self.metric: (self.eval_steps, self.eval_values)}, title=self.metric,
-                      empty="waiting for the first evaluation", legend=False)
+                      empty="waiting for the first evaluation" if self.evaluates else "no evaluation in this run\n(eval_strategy: no)",
+                      legend=False)
         for ax in (self.ax_loss, self.ax_eval):
             _steps_axis(ax, self.max_steps)
         if self.resumed_at:
