@@ -148,7 +148,7 @@ def test_deepspeed_value_kept_as_written_and_resolved_when_arguments_are_built(t
     with pytest.raises(ConfigError) as e:  # not transformers' PackageNotFoundError
         cfg.training_arguments()
     assert e.value.problems == ["`training_args.deepspeed`: is set but the deepspeed package is not installed. "
-                                "`pip install deepspeed` on a CUDA machine, or remove the key."] and built == {}
+                                "`pip install deepspeed` on a CUDA machine, or remove the key (`-o training_args.deepspeed=null` for one run)."] and built == {}
     monkeypatch.setattr(files, "deepspeed_installed", lambda: True)
     assert cfg.training_arguments() == "args" and built["deepspeed"] == str(tmp_path / "ds.json")
     assert cfg.training_args["deepspeed"] == "ds.json"
@@ -172,7 +172,7 @@ def test_plan_runs_without_deepspeed_and_check_says_this_machine_cannot(tmp_path
     assert main(["check", "sft.yaml"]) == 1
     err = capsys.readouterr().err
     assert err == ("gluekit check: 1 config problem(s) in sft.yaml:\n  - sft.yaml:31: `training_args.deepspeed`: is set but the "
-                   "deepspeed package is not installed. `pip install deepspeed` on a CUDA machine, or remove the key.\n")
+                   "deepspeed package is not installed. `pip install deepspeed` on a CUDA machine, or remove the key (`-o training_args.deepspeed=null` for one run).\n")
 
 
 CURRENT = Path(os.environ.get("GLUEKIT_SHARED", REPO.parent / "shared")) / "reference" / "glm4-finetune-current"
@@ -198,7 +198,7 @@ def test_current_official_configs_unchanged_from_the_references_layout(tmp_path,
     assert main(["check", "configs/lora.yaml", "--data-dir", str(family_data)]) == 1
     assert capsys.readouterr().err == (
         "gluekit check: 1 config problem(s) in lora.yaml:\n  - lora.yaml:45: `training_args.deepspeed`: is set but the "
-        "deepspeed package is not installed. `pip install deepspeed` on a CUDA machine, or remove the key.\n")
+        "deepspeed package is not installed. `pip install deepspeed` on a CUDA machine, or remove the key (`-o training_args.deepspeed=null` for one run).\n")
     assert main(["check", "configs/lora.yaml", "--data-dir", str(family_data), "-o", "training_args.deepspeed=null"]) == 0
     assert "config configs/lora.yaml: OK" in capsys.readouterr().out
     assert main(["plan", "configs/lora.yaml", "--model", "glm-4-9b-0414"]) == 0

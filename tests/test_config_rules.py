@@ -98,7 +98,7 @@ def test_machine_check_is_separate(monkeypatch):
                          "plan the run, not train it (`gluekit check` reports it as a problem)."]
     assert problems(raw, check_machine=True) == [
         "`training_args.deepspeed`: is set but the deepspeed package is not installed. `pip install deepspeed` on a CUDA "
-        "machine, or remove the key."]
+        "machine, or remove the key (`-o training_args.deepspeed=null` for one run)."]
     monkeypatch.setattr(files, "deepspeed_installed", lambda: True)
     assert validate(raw, check_machine=True).notes == []
 

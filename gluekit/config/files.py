@@ -108,7 +108,7 @@ def deepspeed_not_found(value: str, config_dir: Path | None) -> str:
 
 
 # The problem when this machine cannot run a config's DeepSpeed (``gluekit check``, building the arguments).
-DEEPSPEED_MISSING = "is set but the deepspeed package is not installed. `pip install deepspeed` on a CUDA machine, or remove the key."
+DEEPSPEED_MISSING = "is set but the deepspeed package is not installed. `pip install deepspeed` on a CUDA machine, or remove the key (`-o training_args.deepspeed=null` for one run)."
 
 
 def deepspeed_installed() -> bool:
