@@ -43,6 +43,7 @@ STEPS, WARMUP = 30, 3             # timed steps per case, after the warm-up step
 EVAL_PROMPTS, EVAL_NEW_TOKENS = 16, 64
 TIME_BUDGET_S = 7 * 60            # no case starts after this (the check must end within 8 minutes)
 QUANTIZATION = "4bit"             # gluekit.models.load_model(quantization=...) for the QLoRA case
+QUANTIZATION_CONFIGS = {"4bit": {"load_in_4bit": True}}  # the config's `quantization:` mapping (nf4 defaults)
 # bf16 dense tensor-core peak from the datasheets, FLOP/s (no sparsity); the first name that occurs wins
 DATASHEET_BF16 = (("H100 PCIe", 756e12), ("H100", 989e12), ("H200", 989e12), ("A100", 312e12))
 EXTRA: dict = {}
@@ -504,7 +505,7 @@ def run(quick: bool) -> list[Row]:
             tok.save_pretrained(folder)
             free_memory()
             try:
-                base = load_model(folder, quantization=case.quantization, device=device)
+                base = load_model(folder, quantization=QUANTIZATION_CONFIGS[case.quantization], device=device)
                 res, net = train_case(case, base, tok, device, steps, warmup, tmp)
                 record(res)
                 del net
