@@ -242,10 +242,16 @@ class DiskPlan:
 
 
 def tokenizer_bytes_of(tokenizer) -> int:
-    """Bytes ``tokenizer.save_pretrained`` writes (saved into a temporary folder and counted)."""
+    """Bytes ``tokenizer.save_pretrained`` writes (saved into a temporary folder and counted).
+
+    The save's own info lines ("tokenizer config file saved in /tmp/...") are kept out of the run's
+    log: this is a measurement, not a file of the run."""
+    import logging
     import tempfile
 
-    with tempfile.TemporaryDirectory() as d:
+    from .quiet import transformers_logs
+
+    with tempfile.TemporaryDirectory() as d, transformers_logs(logging.WARNING):
         tokenizer.save_pretrained(d)
         return sum(p.stat().st_size for p in Path(d).rglob("*") if p.is_file())
 

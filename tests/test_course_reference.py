@@ -27,7 +27,7 @@ def test_resume_actions(tmp_path):
     assert reference.reference_resume_action("yes", out) == reference.reference_resume_action("5", out) == "resume from checkpoint-5"
     for word in ("yes", "5"):
         action = reference.gluekit_resume_action(word, out)
-        assert action.startswith("refuse:") and "checkpoint-5 is incomplete: no weights file" in action, action
+        assert action.startswith("refuse:") and "checkpoint-5" in action and "no weights file" in action, action
     assert reference.reference_resume_action(None, out) == "train fresh"
     assert (out / "checkpoint-5").is_dir()  # gluekit's side never deletes
 
