@@ -156,7 +156,11 @@ def test_4bit_resume_after_crash_equals_uninterrupted(tmp_path, qrun):
     r = _train(out, resume=True)
     assert r.resumed_from.name == "checkpoint-2"
     a, b = _adapter(r.adapter_dir), _adapter(qrun.adapter_dir)
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert a.keys() == b.keys()
+    # bit-identical with one thread; with several, the 4-bit kernels' sums may round in another order
+    worst = max((a[k] - b[k]).abs().max().item() for k in a)
+    print(f"4-bit resume: largest adapter difference {worst:.2e}")
+    assert worst <= 1e-6, worst
 
 
 @needs_bnb
