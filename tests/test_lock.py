@@ -16,6 +16,7 @@ from packaging.markers import Marker
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
+from test_binder import binder_pins  # tests/test_binder.py: binder/requirements.txt's exact pins
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCK = ROOT / "requirements" / "lock.txt"
@@ -50,15 +51,6 @@ def torch_pin() -> Version:
     return Version(spec.version)
 
 
-def binder_pins() -> dict[str, Version]:
-    pins = {}
-    for line in (ROOT / "binder" / "requirements.txt").read_text().splitlines():
-        line = line.split("#")[0].strip()
-        if line and not line.startswith("-"):
-            req = Requirement(line)
-            (spec,) = req.specifier
-            pins[canonicalize_name(req.name)] = Version(spec.version)
-    return pins
 
 
 def project_requirements(extras=("notebooks", "test")) -> list[Requirement]:
