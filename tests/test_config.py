@@ -125,7 +125,7 @@ def test_every_shipped_yaml_config_validates(configs, monkeypatch):
     with pytest.raises(ConfigError) as e:
         load_config(f"{configs}/sft.yaml", check_machine=True)
     assert e.value.problems == ["sft.yaml:31: `training_args.deepspeed`: is set but the deepspeed package is "
-                                "not installed. `pip install deepspeed` on a CUDA machine, or remove the key."]
+                                "not installed. `pip install deepspeed` on a CUDA machine, or remove the key (`-o training_args.deepspeed=null` for one run)."]
     monkeypatch.setattr(files, "deepspeed_installed", lambda: True)
     assert load_config(f"{configs}/sft.yaml", check_machine=True).notes == []
     for p in found:

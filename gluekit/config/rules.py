@@ -25,6 +25,14 @@ from .training_rules import TRAINING_ARGS_RULES
 
 # ---------------------------------------------------------------- the file's top level
 
+
+def unknown_keys(p: Problems, field: str, mapping: dict, allowed) -> None:
+    """One problem per key of ``mapping`` (the value of ``field``) that is not in ``allowed``, with a did-you-mean."""
+    for k in mapping:
+        if k not in allowed:
+            hint = did_you_mean(str(k), allowed) or f" Allowed: {', '.join(allowed)}."
+            p.add(f"{field}.{k}", f"unknown key.{hint}")
+
 def top_level_keys(ctx: Context) -> None:
     for k in ctx.raw:
         if k not in TOP_LEVEL_KEYS:
@@ -39,10 +47,7 @@ def data_config(ctx: Context) -> None:
     if not isinstance(dc, dict):
         p.add("data_config", f"must be a mapping with train_file (and val_file, test_file, num_proc), got {dc!r}.")
         return
-    for k in dc:
-        if k not in DATA_CONFIG_KEYS:
-            hint = did_you_mean(str(k), DATA_CONFIG_KEYS) or f" Allowed: {', '.join(DATA_CONFIG_KEYS)}."
-            p.add(f"data_config.{k}", f"unknown key.{hint}")
+    unknown_keys(p, "data_config", dc, DATA_CONFIG_KEYS)
     dir_missing = data_dir is not None and not Path(data_dir).is_dir()
     if dir_missing:
         p.add("data_config", f"the data directory {data_dir} does not exist. Pass the folder holding the JSONL files (--data-dir).")
@@ -160,10 +165,7 @@ def early_stopping(ctx: Context) -> None:
     if not isinstance(es, dict):
         p.add("early_stopping", f"must be a mapping such as {{patience: 3, threshold: 0.0}}, got {es!r} ({kind(es)}).")
         return
-    for k in es:
-        if k not in EARLY_STOPPING_KEYS:
-            hint = did_you_mean(str(k), EARLY_STOPPING_KEYS) or f" Allowed: {', '.join(EARLY_STOPPING_KEYS)}."
-            p.add(f"early_stopping.{k}", f"unknown key.{hint}")
+    unknown_keys(p, "early_stopping", es, EARLY_STOPPING_KEYS)
     if "patience" not in es:
         p.add("early_stopping.patience", "is required: how many evaluations in a row may fail to improve "
               "metric_for_best_model before training stops, e.g. patience: 3.")
